@@ -6,7 +6,9 @@ Every error the kernel raises derives from :class:`PluginError`::
     ├── PluginLoadError
     ├── PluginInitError
     ├── PluginExecutionError
+    ├── PluginLifecycleError
     ├── PluginTimeoutError (also TimeoutError)
+    ├── PluginNotFoundError (also KeyError)
     ├── InvalidStateError (also RuntimeError)
     ├── PluginConfigError (also ValueError)
     ├── SerializationError (also ValueError)
@@ -15,8 +17,9 @@ Every error the kernel raises derives from :class:`PluginError`::
         ├── MissingDependencyError
         └── DependencyCycleError
 
-Each carries ``plugin_id`` where one plugin is concerned, and, where known,
-the ``distribution`` and ``entry_point`` it came from.
+Each carries ``plugin_id`` where one plugin is concerned, ``hook`` where one
+lifecycle step failed, and, where known, the ``distribution`` and
+``entry_point`` the plugin came from.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ __all__ = [
     "PluginError",
     "PluginExecutionError",
     "PluginInitError",
+    "PluginLifecycleError",
     "PluginLoadError",
+    "PluginNotFoundError",
     "PluginTimeoutError",
     "SerializationError",
 ]
@@ -51,12 +56,14 @@ class PluginError(Exception):
         message: str,
         *,
         plugin_id: str | None = None,
+        hook: str | None = None,
         distribution: str | None = None,
         entry_point: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.plugin_id = plugin_id
+        self.hook = hook
         self.distribution = distribution
         self.entry_point = entry_point
 
@@ -73,7 +80,24 @@ class PluginInitError(PluginError):
 
 
 class PluginExecutionError(PluginError):
-    """A plugin's ``execute`` (or another runtime call) failed."""
+    """A plugin's ``execute`` failed.
+
+    A plugin raises it itself to reject one input (the plugin stays running);
+    the manager raises it when ``execute`` crashed (the plugin is then in the
+    error state).
+    """
+
+
+class PluginLifecycleError(PluginError):
+    """A plugin's ``start``, ``pause``, ``resume``, ``stop`` or ``unload`` failed."""
+
+
+class PluginNotFoundError(PluginError, KeyError):
+    """No plugin with that id is known to the manager."""
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; show it as written.
+        return self.message
 
 
 class PluginTimeoutError(PluginError, TimeoutError):
@@ -84,13 +108,10 @@ class PluginTimeoutError(PluginError, TimeoutError):
         message: str,
         *,
         plugin_id: str | None = None,
+        hook: str | None = None,
         timeout: float | None = None,
-        distribution: str | None = None,
-        entry_point: str | None = None,
     ) -> None:
-        super().__init__(
-            message, plugin_id=plugin_id, distribution=distribution, entry_point=entry_point
-        )
+        super().__init__(message, plugin_id=plugin_id, hook=hook)
         self.timeout = timeout
 
 
@@ -106,10 +127,11 @@ class InvalidStateError(PluginError, RuntimeError):
         message: str,
         *,
         plugin_id: str | None = None,
+        hook: str | None = None,
         expected: Sequence[PluginState] = (),
         actual: PluginState | None = None,
     ) -> None:
-        super().__init__(message, plugin_id=plugin_id)
+        super().__init__(message, plugin_id=plugin_id, hook=hook)
         self.expected = tuple(expected)
         self.actual = actual
 

@@ -1,0 +1,152 @@
+"""Dependency order: a deterministic topological order with missing links and cycles explained."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+__all__ = ["DependencyProblem", "GraphResolution", "resolve"]
+
+
+@attrs.frozen
+class DependencyProblem:
+    """Why a plugin cannot start.
+
+    ``kind`` is ``"missing"`` (an id nobody registered), ``"unavailable"`` (a
+    known plugin that cannot run: ``detail`` says why, e.g. ``"failed"``),
+    ``"cycle"``, or ``"blocked"`` (it waits on a plugin caught in a cycle).
+    ``chain`` runs from the plugin to the cause: ``(skill, calc, ghost)`` when
+    skill needs calc which needs the missing ghost; a cycle's chain starts and
+    ends on the same id.
+    """
+
+    kind: str
+    chain: tuple[str, ...]
+    detail: str = ""
+
+    def describe(self) -> str:
+        arrow = " -> ".join(self.chain)
+        culprit = self.chain[-1]
+        if self.kind == "missing":
+            return f"missing dependency {culprit!r} ({arrow})"
+        if self.kind == "unavailable":
+            text = f"dependency {culprit} {self.detail}"
+            return text if len(self.chain) == 2 else f"{text} ({arrow})"
+        if self.kind == "cycle":
+            return f"dependency cycle {arrow}"
+        return f"dependency {self.chain[1]!r} cannot start ({arrow})"
+
+
+@attrs.frozen
+class GraphResolution:
+    #: Plugins that can start, dependencies first, then priority (high first), then id.
+    order: tuple[str, ...]
+    #: Plugins that cannot start, and why.
+    problems: Mapping[str, DependencyProblem]
+
+
+def resolve(
+    dependencies: Mapping[str, Sequence[str]],
+    priorities: Mapping[str, int],
+    unavailable: Mapping[str, str] | None = None,
+) -> GraphResolution:
+    """Order ``dependencies`` (id -> ids it needs) topologically, explaining what cannot start.
+
+    ``unavailable`` maps ids that exist but cannot run to the reason
+    (``"failed"``, ``"is disabled"``); depending on one blocks a plugin.
+    """
+    unavailable = unavailable or {}
+    problems: dict[str, DependencyProblem] = {}
+    for pid, deps in dependencies.items():
+        for dep in deps:
+            if dep in unavailable:
+                problems[pid] = DependencyProblem("unavailable", (pid, dep), unavailable[dep])
+                break
+            if dep not in dependencies:
+                problems[pid] = DependencyProblem("missing", (pid, dep))
+                break
+
+    dependents: dict[str, list[str]] = {pid: [] for pid in dependencies}
+    waiting: dict[str, int] = {}
+    for pid, deps in dependencies.items():
+        unique = set(deps)
+        waiting[pid] = len(unique)
+        for dep in unique:
+            if dep in dependents:
+                dependents[dep].append(pid)
+
+    ready = [(-priorities.get(pid, 0), pid) for pid, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, pid = heapq.heappop(ready)
+        order.append(pid)
+        for child in dependents[pid]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, (-priorities.get(child, 0), child))
+
+    placed = set(order)
+    stuck = [pid for pid in dependencies if pid not in placed]
+    for pid in stuck:
+        if pid in problems:
+            continue
+        cycle = _find_cycle(pid, dependencies, placed)
+        if cycle is not None:
+            for member in cycle[:-1]:
+                problems.setdefault(member, DependencyProblem("cycle", cycle))
+    # What is left waits on a plugin that has a problem: point at the nearest one.
+    for pid in stuck:
+        _blame(pid, dependencies, problems, placed, frozenset())
+    good = [pid for pid in order if pid not in problems]
+    return GraphResolution(order=tuple(good), problems=problems)
+
+
+def _find_cycle(
+    start: str, dependencies: Mapping[str, Sequence[str]], placed: set[str]
+) -> tuple[str, ...] | None:
+    """A cycle reachable from ``start`` through unplaced plugins, as a closed chain."""
+    path: list[str] = []
+    on_path: dict[str, int] = {}
+    visited: set[str] = set()
+
+    def visit(node: str) -> tuple[str, ...] | None:
+        on_path[node] = len(path)
+        path.append(node)
+        for dep in sorted(set(dependencies.get(node, ()))):
+            if dep in placed or dep not in dependencies:
+                continue
+            if dep in on_path:
+                return (*path[on_path[dep] :], dep)
+            if dep not in visited:
+                found = visit(dep)
+                if found is not None:
+                    return found
+        path.pop()
+        del on_path[node]
+        visited.add(node)
+        return None
+
+    return visit(start)
+
+
+def _blame(
+    pid: str,
+    dependencies: Mapping[str, Sequence[str]],
+    problems: dict[str, DependencyProblem],
+    placed: set[str],
+    seen: frozenset[str],
+) -> DependencyProblem | None:
+    if pid in problems:
+        return problems[pid]
+    if pid in placed or pid in seen:
+        return None
+    for dep in sorted(set(dependencies.get(pid, ()))):
+        cause = _blame(dep, dependencies, problems, placed, seen | {pid})
+        if cause is not None:
+            kind = cause.kind if cause.kind in ("missing", "unavailable") else "blocked"
+            problems[pid] = DependencyProblem(kind, (pid, *cause.chain), cause.detail)
+            return problems[pid]
+    return None

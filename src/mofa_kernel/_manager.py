@@ -1,0 +1,1008 @@
+"""The :class:`PluginManager`: registers, orders and drives plugins, and isolates their failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from types import CoroutineType, TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import pluggy
+
+from ._adapters import as_agent_plugin, has_hooks
+from ._context import PluginContext, SharedState
+from ._deadline import DeadlineExceeded, call_with_deadline
+from ._errors import (
+    DependencyCycleError,
+    DependencyError,
+    DiscoveryError,
+    InvalidStateError,
+    MissingDependencyError,
+    PluginError,
+    PluginExecutionError,
+    PluginInitError,
+    PluginLifecycleError,
+    PluginLoadError,
+    PluginNotFoundError,
+    PluginTimeoutError,
+)
+from ._event_bus import EventBus, Subscription
+from ._events import KernelEvent, PluginEvent
+from ._graph import DependencyProblem, resolve
+from ._hookspecs import PROJECT_NAME, LifecycleHooks
+from ._metadata import PluginConfig, PluginMetadata
+from ._plugin import AgentPlugin
+from ._records import DiscoveryReport, LifecycleReport, Outcome, PluginRecord
+from ._reload_config import HotReloadConfig
+from ._types import PluginState
+
+if TYPE_CHECKING:
+    from ._config import KernelSettings
+    from ._discovery import PluginSource
+
+__all__ = ["PluginManager"]
+
+UNLOADED: Final = PluginState.UNLOADED
+LOADING: Final = PluginState.LOADING
+LOADED: Final = PluginState.LOADED
+RUNNING: Final = PluginState.RUNNING
+PAUSED: Final = PluginState.PAUSED
+
+_ERROR_CLASSES: Final[dict[str, type[PluginError]]] = {
+    "load": PluginLoadError,
+    "init_plugin": PluginInitError,
+    "execute": PluginExecutionError,
+    "health_check": PluginExecutionError,
+    "stats": PluginExecutionError,
+}
+
+#: Exceptions from plugin code that are contained as a plugin failure. KeyboardInterrupt is
+#: not: it is the person at the terminal asking the host to stop.
+_CONTAINED: Final = (Exception, SystemExit, asyncio.CancelledError)
+
+
+class _Slot:
+    """The manager's bookkeeping for one plugin."""
+
+    __slots__ = (
+        "busy",
+        "config",
+        "ctx",
+        "enabled",
+        "error",
+        "hooks_registered",
+        "id",
+        "inflight",
+        "initialized",
+        "loaded",
+        "metadata",
+        "plugin",
+        "reason",
+        "source",
+        "state",
+        "status",
+        "stopping",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        plugin_id: str,
+        plugin: AgentPlugin | None,
+        metadata: PluginMetadata | None,
+        config: PluginConfig,
+        timeout: float | None,
+        source: PluginSource | None,
+    ) -> None:
+        self.id = plugin_id
+        self.plugin = plugin
+        self.metadata = metadata
+        self.config = config
+        self.timeout = timeout
+        self.source = source
+        self.state: PluginState = UNLOADED
+        self.status = "registered"
+        self.enabled = True
+        self.reason: str | None = None
+        self.error: str | None = None
+        self.ctx: PluginContext | None = None
+        self.busy = False
+        self.stopping = False
+        self.initialized = False
+        self.loaded = False
+        self.inflight = 0
+        self.hooks_registered = False
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        return self.metadata.dependencies if self.metadata is not None else ()
+
+    @property
+    def priority(self) -> int:
+        return int(self.metadata.priority) if self.metadata is not None else 0
+
+
+def _describe(exc: BaseException) -> str:
+    """``ValueError: boom (plugin.py:12)``: the exception and the plugin line that raised it."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = os.path.dirname(__file__)
+    for frame in reversed(frames):
+        if not frame.filename.startswith(own) and "asyncio" not in frame.filename:
+            return f"{text} ({os.path.basename(frame.filename)}:{frame.lineno})"
+    return text
+
+
+class PluginManager:
+    """Discovers, orders and drives plugins.
+
+    Reads no file and imports no plugin when constructed. ``timeout`` is the
+    default deadline in seconds for every lifecycle call and execute
+    (``None`` for none). Use it as an async context manager so that leaving
+    the block shuts every plugin down::
+
+        async with PluginManager() as manager:
+            manager.discover()
+            await manager.start_all()
+            print(await manager.execute("calculator", "2 * (3 + 4)"))
+    """
+
+    def __init__(
+        self,
+        *,
+        agent_id: str = "default",
+        timeout: float | None = 30.0,
+        hot_reload: HotReloadConfig | None = None,
+        settings: KernelSettings | None = None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.timeout = timeout
+        self.hot_reload = hot_reload if hot_reload is not None else HotReloadConfig()
+        self._settings = settings
+        self._slots: dict[str, _Slot] = {}
+        self._excluded: dict[str, PluginRecord] = {}
+        self._shared = SharedState()
+        self._bus = EventBus(self._observer_failed)
+        self._pluggy = pluggy.PluginManager(PROJECT_NAME)
+        self._pluggy.add_hookspecs(LifecycleHooks)
+        self._up_order: dict[str, None] = {}
+        self._load_order: dict[str, None] = {}
+        self._trace = os.environ.get("MOFA_TRACE", "") not in ("", "0")
+        self._closed = False
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None) -> PluginManager:
+        """A manager configured from TOML: ``path``, else ``$MOFA_CONFIG``, else ``./mofa.toml``.
+
+        Raises :class:`~mofa_kernel.PluginConfigError` listing every bad key.
+        """
+        from ._config import load_settings
+
+        settings = load_settings(path)
+        return cls(
+            agent_id=settings.kernel.agent_id,
+            timeout=settings.kernel.timeout,
+            hot_reload=settings.hot_reload.to_config(),
+            settings=settings,
+        )
+
+    @property
+    def settings(self) -> KernelSettings:
+        """The configuration this manager was built from (defaults when none was read)."""
+        if self._settings is None:
+            from ._config import KernelSettings
+
+            self._settings = KernelSettings()
+        return self._settings
+
+    async def __aenter__(self) -> PluginManager:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    # -- registration ---------------------------------------------------------------------
+
+    def register(
+        self,
+        plugin: object,
+        *,
+        config: PluginConfig | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Add an in-process plugin: an ``AgentPlugin`` instance or an object of hooks.
+
+        Returns its id. ``config`` becomes its ``PluginConfig`` and ``timeout``
+        its deadline (else the manager's). Environment variables do not apply.
+        Raises :class:`~mofa_kernel.PluginLoadError` for a plugin that breaks
+        the hook specifications, and :class:`~mofa_kernel.DiscoveryError` for
+        an id that is taken.
+        """
+        label = repr(getattr(plugin, "__name__", type(plugin).__name__))
+        agent = as_agent_plugin(plugin, label=label)
+        return self._add(agent, plugin, config=config, timeout=timeout, source=None)
+
+    def _add(
+        self,
+        agent: AgentPlugin,
+        hooks_object: object,
+        *,
+        config: PluginConfig | None,
+        timeout: float | None,
+        source: PluginSource | None,
+    ) -> str:
+        metadata = agent.metadata
+        pid = metadata.id
+        if pid in self._slots:
+            raise DiscoveryError(f"plugin id {pid!r} is already registered", plugin_id=pid)
+        slot = _Slot(
+            pid,
+            agent,
+            metadata,
+            config if config is not None else PluginConfig(),
+            timeout if timeout is not None else self.timeout,
+            source,
+        )
+        if has_hooks(hooks_object):
+            try:
+                self._pluggy.register(hooks_object, name=pid)
+            except (ValueError, pluggy.PluginValidationError) as exc:
+                raise PluginLoadError(f"plugin {pid!r}: {exc}", plugin_id=pid) from exc
+            slot.hooks_registered = True
+            self._refresh_observers()
+        self._slots[pid] = slot
+        self._excluded.pop(pid, None)
+        agent.state = UNLOADED
+        return pid
+
+    def _refresh_observers(self) -> None:
+        impls = self._pluggy.hook.on_plugin_event.get_hookimpls()
+        self._bus.set_observers([(impl.plugin_name, impl.function) for impl in impls])
+
+    def discover(self) -> DiscoveryReport:
+        """Find the plugins of entry-point group ``mofa.plugins`` and register the enabled ones.
+
+        Honours the configuration and ``MOFA_DISABLE_PLUGIN_AUTOLOAD``,
+        ``MOFA_PLUGINS``: an excluded plugin is recorded but never imported.
+        A plugin that fails to import, a duplicate id, or a distribution that
+        needs another mofa-kernel is recorded as failed; the rest carry on.
+        """
+        from ._config import Selection
+        from ._discovery import find_duplicates, kernel_requirement_error, load_plugin_object, scan
+
+        settings = self.settings
+        selection = Selection.from_settings(settings, os.environ)
+        sources = scan()
+        duplicates = find_duplicates(sources)
+        records: list[PluginRecord] = []
+        for source in sources:
+            pid = source.plugin_id
+            section = settings.plugins.get(pid)
+            config = section.to_plugin_config() if section is not None else PluginConfig()
+            timeout = section.timeout if section is not None and section.timeout else None
+            if pid in self._slots and self._slots[pid].source == source:
+                records.append(self.record(pid))
+                continue
+            reason = selection.exclusion_reason(source)
+            if reason is not None:
+                record = PluginRecord(
+                    plugin_id=pid,
+                    status="disabled",
+                    state=UNLOADED,
+                    enabled=False,
+                    config=config,
+                    source=source,
+                    reason=reason,
+                )
+                self._excluded[pid] = record
+                records.append(record)
+                continue
+            problem: str | None = None
+            if pid in duplicates:
+                claimants = " and ".join(
+                    f"{s.distribution or '?'} {s.distribution_version or ''}".strip()
+                    + f" ({s.entry_point})"
+                    for s in duplicates[pid]
+                )
+                problem = f"plugin id {pid!r} is claimed by {claimants}; neither is loaded"
+            elif pid in self._slots:
+                problem = f"plugin id {pid!r} is already registered in-process"
+            else:
+                problem = kernel_requirement_error(source)
+            if problem is None:
+                try:
+                    obj = load_plugin_object(source)
+                    agent = as_agent_plugin(obj, label=f"{pid!r} ({source.entry_point})")
+                    if agent.metadata.id != pid:
+                        raise PluginLoadError(
+                            f"entry point {pid!r} names a plugin whose metadata id is "
+                            f"{agent.metadata.id!r}; they must match"
+                        )
+                    self._add(agent, obj, config=config, timeout=timeout, source=source)
+                except PluginError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                self._add_failed(pid, problem, config, timeout, source)
+            records.append(self.record(pid))
+        return DiscoveryReport(records=tuple(records))
+
+    def _add_failed(
+        self,
+        pid: str,
+        problem: str,
+        config: PluginConfig,
+        timeout: float | None,
+        source: PluginSource,
+    ) -> None:
+        if pid in self._slots and self._slots[pid].plugin is not None:
+            # The id is taken by a working plugin; keep it and record the loser aside.
+            self._excluded[pid] = PluginRecord(
+                plugin_id=pid,
+                status="failed",
+                state=PluginState.error(problem),
+                enabled=False,
+                config=config,
+                source=source,
+                error=problem,
+            )
+            return
+        slot = _Slot(pid, None, None, config, timeout or self.timeout, source)
+        slot.status = "failed"
+        slot.error = problem
+        slot.state = PluginState.error(problem)
+        self._slots[pid] = slot
+
+    # -- queries --------------------------------------------------------------------------
+
+    def plugin_ids(self) -> list[str]:
+        """The ids of the registered plugins (failed ones included), in registration order."""
+        return list(self._slots)
+
+    def _slot(self, plugin_id: str) -> _Slot:
+        try:
+            return self._slots[plugin_id]
+        except KeyError:
+            if plugin_id in self._excluded:
+                why = self._excluded[plugin_id].reason or self._excluded[plugin_id].error
+                raise PluginNotFoundError(
+                    f"plugin {plugin_id!r} is not loaded: {why}", plugin_id=plugin_id
+                ) from None
+            raise PluginNotFoundError(f"no plugin {plugin_id!r}", plugin_id=plugin_id) from None
+
+    def get(self, plugin_id: str) -> AgentPlugin:
+        """The plugin object (a module-style plugin is wrapped in an ``AgentPlugin`` adapter)."""
+        slot = self._slot(plugin_id)
+        if slot.plugin is None:
+            raise PluginNotFoundError(
+                f"plugin {plugin_id!r} could not be loaded: {slot.error}", plugin_id=plugin_id
+            )
+        return slot.plugin
+
+    def state(self, plugin_id: str) -> PluginState:
+        return self._slot(plugin_id).state
+
+    def record(self, plugin_id: str) -> PluginRecord:
+        """Everything known about one plugin, disabled and failed ones included."""
+        if plugin_id not in self._slots and plugin_id in self._excluded:
+            return self._excluded[plugin_id]
+        slot = self._slot(plugin_id)
+        return PluginRecord(
+            plugin_id=slot.id,
+            status=slot.status,
+            state=slot.state,
+            enabled=slot.enabled and slot.config.enabled,
+            metadata=slot.metadata,
+            config=slot.config,
+            timeout=slot.timeout,
+            source=slot.source,
+            reason=slot.reason,
+            error=slot.error,
+        )
+
+    def records(self) -> list[PluginRecord]:
+        """A record for every plugin known, registered, failed or excluded."""
+        out = [self.record(pid) for pid in self._slots]
+        out.extend(r for pid, r in self._excluded.items() if pid not in self._slots)
+        return out
+
+    def dependency_graph(self) -> dict[str, tuple[str, ...]]:
+        """Plugin id -> the ids it depends on, for every plugin with known metadata."""
+        return {pid: slot.dependencies for pid, slot in self._slots.items() if slot.metadata}
+
+    def start_order(self) -> list[str]:
+        """The order plugins start in: dependencies first, then priority, then id."""
+        usable = {pid: s for pid, s in self._slots.items() if s.metadata is not None}
+        resolution = resolve(
+            {pid: s.dependencies for pid, s in usable.items()},
+            {pid: s.priority for pid, s in usable.items()},
+        )
+        return list(resolution.order)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[KernelEvent], Any]) -> None:
+        """Call ``listener(event)`` for every event; an ``async`` listener runs as a task."""
+        self._bus.add_listener(listener)
+
+    def remove_listener(self, listener: Callable[[KernelEvent], Any]) -> None:
+        self._bus.remove_listener(listener)
+
+    def events(self, maxsize: int = 1000) -> Subscription:
+        """A bounded subscription to the event stream: ``async for event in manager.events()``.
+
+        When the consumer falls more than ``maxsize`` events behind, the oldest
+        are dropped and counted in ``subscription.dropped``.
+        """
+        return self._bus.subscribe(maxsize)
+
+    def emit(self, event: KernelEvent) -> None:
+        """Put ``event`` on the event stream (what ``ctx.emit_event`` does)."""
+        self._bus.emit(event)
+
+    def _observer_failed(self, name: str, event: KernelEvent, exc: BaseException) -> None:
+        where = f"on_plugin_event({event.variant})"
+        message = f"{where} failed: {_describe(exc)}"
+        pid = name if name in self._slots else "<listener>"
+        if pid in self._slots:
+            self._slots[pid].error = message
+        self._bus.emit(PluginEvent.PluginError(plugin_id=pid, error=message))
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _set_state(self, slot: _Slot, new: PluginState) -> None:
+        old = slot.state
+        if old == new:
+            return
+        slot.state = new
+        if slot.plugin is not None:
+            # A read-only ``state`` property is allowed: the manager's record is the truth.
+            with contextlib.suppress(AttributeError):
+                slot.plugin.state = new
+        self._bus.emit(PluginEvent.StateChanged(plugin_id=slot.id, old_state=old, new_state=new))
+
+    def _fail(self, slot: _Slot, hook: str, exc: BaseException | None, note: str) -> PluginError:
+        """Put ``slot`` in the error state, emit PluginError, and return the error to raise."""
+        if isinstance(exc, DeadlineExceeded):
+            message = f"{hook} timed out after {slot.timeout:g}s"
+            error: PluginError = PluginTimeoutError(
+                message, plugin_id=slot.id, hook=hook, timeout=slot.timeout
+            )
+        else:
+            message = f"{hook} failed: {note}"
+            cls = _ERROR_CLASSES.get(hook, PluginLifecycleError)
+            error = cls(message, plugin_id=slot.id, hook=hook)
+        if slot.source is not None:
+            error.distribution = slot.source.distribution
+            error.entry_point = slot.source.entry_point
+        slot.error = message
+        self._set_state(slot, PluginState.error(message))
+        self._bus.emit(PluginEvent.PluginError(plugin_id=slot.id, error=message))
+        return error
+
+    def _check(self, slot: _Slot, hook: str, allowed: tuple[PluginState, ...]) -> AgentPlugin:
+        if slot.busy:
+            raise InvalidStateError(
+                f"plugin {slot.id!r}: cannot {hook} while another lifecycle call is in progress",
+                plugin_id=slot.id,
+                hook=hook,
+                expected=allowed,
+                actual=slot.state,
+            )
+        if slot.state not in allowed:
+            names = " or ".join(str(s) for s in allowed)
+            raise InvalidStateError(
+                f"plugin {slot.id!r}: cannot {hook} in state {slot.state}; it must be {names}",
+                plugin_id=slot.id,
+                hook=hook,
+                expected=allowed,
+                actual=slot.state,
+            )
+        if slot.plugin is None:
+            raise InvalidStateError(
+                f"plugin {slot.id!r} could not be loaded: {slot.error}",
+                plugin_id=slot.id,
+                hook=hook,
+                expected=allowed,
+                actual=slot.state,
+            )
+        return slot.plugin
+
+    async def _invoke(self, slot: _Slot, hook: str, call: Callable[[], Any]) -> Any:
+        """Run one plugin call under the slot's deadline; failures become the slot's error."""
+        started = time.perf_counter() if self._trace else 0.0
+        try:
+            result = call()
+            if isinstance(result, CoroutineType) or hasattr(result, "__await__"):
+                result = await call_with_deadline(result, slot.timeout)
+        except PluginError as exc:
+            if hook == "execute" and isinstance(exc, PluginExecutionError):
+                raise  # the plugin rejected this input; it stays running
+            self._trace_call(slot, hook, started, "failed")
+            raise self._fail(slot, hook, exc, _describe(exc)) from exc
+        except DeadlineExceeded as exc:
+            self._trace_call(slot, hook, started, "timed out")
+            raise self._fail(slot, hook, exc, "") from None
+        except asyncio.CancelledError as exc:
+            # Only when nobody is cancelling the caller did the plugin raise it on its own
+            # (Python 3.11+ can tell; on 3.10 it is taken as the caller's cancellation).
+            if sys.version_info >= (3, 11):
+                task = asyncio.current_task()
+                if task is not None and task.cancelling() == 0:
+                    self._trace_call(slot, hook, started, "failed")
+                    raise self._fail(slot, hook, exc, "raised CancelledError") from exc
+            raise
+        except _CONTAINED as exc:
+            self._trace_call(slot, hook, started, "failed")
+            raise self._fail(slot, hook, exc, _describe(exc)) from exc
+        self._trace_call(slot, hook, started, "ok")
+        return result
+
+    def _trace_call(self, slot: _Slot, hook: str, started: float, outcome: str) -> None:
+        if self._trace:
+            elapsed = (time.perf_counter() - started) * 1000
+            print(f"mofa: {slot.id}.{hook} {outcome} in {elapsed:.3f} ms", file=sys.stderr)
+
+    # -- one transition -------------------------------------------------------------------
+
+    async def load(self, plugin_id: str) -> None:
+        """UNLOADED -> LOADING -> LOADED; emits PluginLoaded."""
+        slot = self._slot(plugin_id)
+        plugin = self._check(slot, "load", (UNLOADED,))
+        slot.busy = True
+        try:
+            slot.ctx = PluginContext(
+                self.agent_id,
+                slot.config,
+                plugin_id=slot.id,
+                shared_state=self._shared,
+                event_sink=self._bus.emit,
+            )
+            self._set_state(slot, LOADING)
+            ctx = slot.ctx
+            await self._invoke(slot, "load", lambda: plugin.load(ctx))
+            slot.loaded = True
+            slot.error = None
+            self._set_state(slot, LOADED)
+            self._load_order[slot.id] = None
+            self._bus.emit(PluginEvent.PluginLoaded(plugin_id=slot.id))
+        finally:
+            slot.busy = False
+
+    async def init_plugin(self, plugin_id: str) -> None:
+        """Apply configuration; the plugin stays LOADED (no StateChanged)."""
+        slot = self._slot(plugin_id)
+        plugin = self._check(slot, "init_plugin", (LOADED,))
+        slot.busy = True
+        try:
+            await self._invoke(slot, "init_plugin", plugin.init_plugin)
+            slot.initialized = True
+        finally:
+            slot.busy = False
+
+    async def start(self, plugin_id: str) -> None:
+        """LOADED -> RUNNING, initialising first if that has not been done."""
+        slot = self._slot(plugin_id)
+        plugin = self._check(slot, "start", (LOADED,))
+        if not slot.initialized:
+            await self.init_plugin(plugin_id)
+        slot.busy = True
+        try:
+            await self._invoke(slot, "start", plugin.start)
+            slot.stopping = False
+            self._set_state(slot, RUNNING)
+            self._up_order.pop(slot.id, None)
+            self._up_order[slot.id] = None
+        finally:
+            slot.busy = False
+
+    async def pause(self, plugin_id: str) -> None:
+        """RUNNING -> PAUSED."""
+        slot = self._slot(plugin_id)
+        plugin = self._check(slot, "pause", (RUNNING,))
+        slot.busy = True
+        try:
+            await self._invoke(slot, "pause", plugin.pause)
+            self._set_state(slot, PAUSED)
+        finally:
+            slot.busy = False
+
+    async def resume(self, plugin_id: str) -> None:
+        """PAUSED -> RUNNING."""
+        slot = self._slot(plugin_id)
+        plugin = self._check(slot, "resume", (PAUSED,))
+        slot.busy = True
+        try:
+            await self._invoke(slot, "resume", plugin.resume)
+            self._set_state(slot, RUNNING)
+        finally:
+            slot.busy = False
+
+    async def stop(self, plugin_id: str) -> None:
+        """RUNNING or PAUSED -> LOADED. New executes are refused from the moment it begins."""
+        slot = self._slot(plugin_id)
+        plugin = self._check(slot, "stop", (RUNNING, PAUSED))
+        slot.busy = True
+        slot.stopping = True
+        try:
+            await self._invoke(slot, "stop", plugin.stop)
+            self._set_state(slot, LOADED)
+        finally:
+            slot.busy = False
+            slot.stopping = False
+
+    async def unload(self, plugin_id: str) -> None:
+        """LOADED or ERROR -> UNLOADED; emits PluginUnloaded.
+
+        From ERROR this is the cleanup step: the plugin's ``unload`` runs only
+        if its ``load`` had completed. A plugin that could not be imported at
+        all has nothing to clean up and stays in ERROR.
+        """
+        slot = self._slot(plugin_id)
+        if slot.state.is_error:
+            if slot.plugin is None:
+                return
+            plugin = self._check(slot, "unload", (slot.state,))
+            if not slot.loaded:
+                self._finish_unload(slot)
+                return
+        else:
+            plugin = self._check(slot, "unload", (LOADED,))
+        slot.busy = True
+        try:
+            await self._invoke(slot, "unload", plugin.unload)
+            self._finish_unload(slot)
+        finally:
+            slot.busy = False
+
+    def _finish_unload(self, slot: _Slot) -> None:
+        slot.loaded = False
+        slot.initialized = False
+        self._up_order.pop(slot.id, None)
+        self._load_order.pop(slot.id, None)
+        self._set_state(slot, UNLOADED)
+        self._bus.emit(PluginEvent.PluginUnloaded(plugin_id=slot.id))
+
+    # -- execute, health, stats -----------------------------------------------------------
+
+    async def execute(self, plugin_id: str, input: str) -> str:  # noqa: A002 - the seed's name
+        """Run the plugin's ``execute(input)`` under its deadline; it must be RUNNING.
+
+        A plugin that raises :class:`~mofa_kernel.PluginExecutionError` has
+        rejected this input and stays running; any other exception, a timeout
+        or a non-``str`` answer puts it in the error state.
+        """
+        slot = self._slots.get(plugin_id)
+        if slot is None:
+            slot = self._slot(plugin_id)  # raises the right PluginNotFoundError
+        if slot.state is not RUNNING or slot.stopping:
+            raise InvalidStateError(
+                f"plugin {plugin_id!r}: cannot execute in state {slot.state}; it must be Running",
+                plugin_id=plugin_id,
+                hook="execute",
+                expected=(RUNNING,),
+                actual=slot.state,
+            )
+        plugin = slot.plugin
+        assert plugin is not None
+        slot.inflight += 1
+        try:
+            result = await self._invoke(slot, "execute", lambda: plugin.execute(input))
+        except PluginExecutionError as exc:
+            if exc.plugin_id is None:
+                exc.plugin_id = plugin_id
+                exc.hook = "execute"
+            raise
+        finally:
+            slot.inflight -= 1
+        if type(result) is not str:
+            raise self._fail(
+                slot, "execute", None, f"returned {type(result).__name__}, expected str"
+            )
+        return result
+
+    async def health_check(self) -> dict[str, bool]:
+        """Every plugin's health by id; a plugin that cannot answer is unhealthy."""
+        health: dict[str, bool] = {}
+        for pid, slot in self._slots.items():
+            plugin = slot.plugin
+            if plugin is None or slot.state.is_error or not slot.loaded:
+                health[pid] = False
+                continue
+            try:
+                answer = await self._invoke(slot, "health_check", plugin.health_check)
+            except PluginError:
+                health[pid] = False
+                continue
+            if type(answer) is not bool:
+                self._fail(slot, "health_check", None, f"returned {type(answer).__name__}")
+                health[pid] = False
+            else:
+                health[pid] = answer
+        return health
+
+    async def stats(self) -> dict[str, dict[str, Any]]:
+        """Every plugin's ``stats()`` by id; a failing one gives ``{"error": ...}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for pid, slot in self._slots.items():
+            plugin = slot.plugin
+            if plugin is None:
+                out[pid] = {"error": slot.error}
+                continue
+            try:
+                answer = await self._invoke(slot, "stats", plugin.stats)
+            except PluginError as exc:
+                out[pid] = {"error": str(exc)}
+                continue
+            if not isinstance(answer, dict):
+                error = self._fail(slot, "stats", None, f"returned {type(answer).__name__}")
+                out[pid] = {"error": str(error)}
+            else:
+                out[pid] = answer
+        return out
+
+    def kernel_stats(self) -> dict[str, int]:
+        """The kernel's own figures: plugins, events emitted, events dropped."""
+        return {
+            "plugins": len(self._slots),
+            "events_emitted": self._bus.emitted,
+            "events_dropped": self._bus.dropped,
+        }
+
+    # -- many plugins ---------------------------------------------------------------------
+
+    def _plan(
+        self, wanted: Iterable[str], report: LifecycleReport
+    ) -> tuple[list[str], dict[str, DependencyProblem]]:
+        """Resolve the dependency order of ``wanted`` plus what they need; record the blocked."""
+        closure: dict[str, _Slot] = {}
+        stack = list(wanted)
+        while stack:
+            pid = stack.pop()
+            if pid in closure or pid not in self._slots:
+                continue
+            slot = self._slots[pid]
+            closure[pid] = slot
+            stack.extend(slot.dependencies)
+        unavailable: dict[str, str] = {}
+        for pid in list(closure):
+            slot = closure[pid]
+            if slot.plugin is None or slot.state.is_error:
+                unavailable[pid] = "failed"
+            elif not (slot.enabled and slot.config.enabled):
+                unavailable[pid] = "is disabled"
+            if pid in unavailable:
+                del closure[pid]
+        resolution = resolve(
+            {pid: s.dependencies for pid, s in closure.items()},
+            {pid: s.priority for pid, s in closure.items()},
+            unavailable,
+        )
+        for pid, problem in resolution.problems.items():
+            if self._slots[pid].plugin is None:
+                continue
+            report.outcomes[pid] = Outcome("skipped", self._slots[pid].state, problem.describe())
+        return list(resolution.order), dict(resolution.problems)
+
+    def _enabled(self, report: LifecycleReport) -> list[str]:
+        ids = []
+        for pid, slot in self._slots.items():
+            if slot.plugin is None:
+                report.outcomes[pid] = Outcome("failed", slot.state, slot.error)
+            elif not (slot.enabled and slot.config.enabled):
+                report.outcomes[pid] = Outcome("disabled", slot.state, "disabled by configuration")
+            else:
+                ids.append(pid)
+        return ids
+
+    def dependency_error(self, plugin_id: str) -> DependencyError | None:
+        """Why ``plugin_id`` cannot start for reasons of dependencies, as an exception, or None."""
+        report = LifecycleReport("plan")
+        _, problems = self._plan([plugin_id], report)
+        problem = problems.get(plugin_id)
+        if problem is None:
+            return None
+        cls: type[DependencyError] = {
+            "missing": MissingDependencyError,
+            "cycle": DependencyCycleError,
+        }.get(problem.kind, DependencyError)
+        return cls(problem.describe(), plugin_id=plugin_id, chain=problem.chain)
+
+    async def _each(
+        self,
+        verb: str,
+        order: list[str],
+        step: Callable[[str], Any],
+        wants: Callable[[_Slot], bool],
+        report: LifecycleReport,
+        *,
+        block_dependents: bool,
+    ) -> LifecycleReport:
+        failed: set[str] = set()
+        for pid in order:
+            slot = self._slots[pid]
+            if pid in report.outcomes:
+                continue
+            blocker = next((d for d in slot.dependencies if d in failed), None)
+            if block_dependents and blocker is not None:
+                failed.add(pid)
+                report.outcomes[pid] = Outcome(
+                    "skipped", slot.state, f"dependency {blocker} failed"
+                )
+                continue
+            if not wants(slot):
+                if slot.state.is_error:
+                    failed.add(pid)
+                    report.outcomes[pid] = Outcome("failed", slot.state, slot.error)
+                else:
+                    report.outcomes[pid] = Outcome("ok", slot.state)
+                continue
+            try:
+                await step(pid)
+            except PluginError as exc:
+                failed.add(pid)
+                report.outcomes[pid] = Outcome("failed", slot.state, str(exc))
+            else:
+                report.outcomes[pid] = Outcome("ok", slot.state)
+        return report
+
+    async def load_all(self) -> LifecycleReport:
+        """Load every enabled plugin, dependencies first; never raises for one plugin."""
+        report = LifecycleReport("load_all")
+        order, _ = self._plan(self._enabled(report), report)
+        return await self._each(
+            "load", order, self.load, lambda s: s.state == UNLOADED, report, block_dependents=True
+        )
+
+    async def init_all(self) -> LifecycleReport:
+        """Initialise every loaded, enabled plugin that is not yet initialised."""
+        report = LifecycleReport("init_all")
+        order, _ = self._plan(self._enabled(report), report)
+        return await self._each(
+            "init_plugin",
+            order,
+            self.init_plugin,
+            lambda s: s.state == LOADED and not s.initialized,
+            report,
+            block_dependents=True,
+        )
+
+    async def start_all(self) -> LifecycleReport:
+        """Bring every enabled ``auto_start`` plugin (and what it needs) to RUNNING.
+
+        A plugin starts once all its dependencies run; plugins free at the same
+        time start concurrently, highest priority first, then by id. One
+        plugin's failure skips only its dependents.
+        """
+        report = LifecycleReport("start_all")
+        wanted = [pid for pid in self._enabled(report) if self._slots[pid].config.auto_start]
+        order, _ = self._plan(wanted, report)
+        planned = set(order)
+        waiting: dict[str, int] = {}
+        dependents: dict[str, list[str]] = {pid: [] for pid in order}
+        for pid in order:
+            deps = set(self._slots[pid].dependencies) & planned
+            waiting[pid] = len(deps)
+            for dep in deps:
+                dependents[dep].append(pid)
+
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        remaining = len(order)
+        tasks: set[asyncio.Task[None]] = set()
+        if remaining == 0:
+            return report
+
+        def settle(pid: str, outcome: Outcome) -> None:
+            nonlocal remaining
+            report.outcomes[pid] = outcome
+            remaining -= 1
+            if remaining == 0 and not done.done():
+                done.set_result(None)
+
+        def skip_dependents(pid: str) -> None:
+            for child in dependents[pid]:
+                if child not in report.outcomes:
+                    settle(
+                        child,
+                        Outcome("skipped", self._slots[child].state, f"dependency {pid} failed"),
+                    )
+                    skip_dependents(child)
+
+        def launch(ready: list[tuple[int, str]]) -> None:
+            heapq.heapify(ready)
+            while ready:
+                _, pid = heapq.heappop(ready)
+                task = loop.create_task(bring_up(pid))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        async def bring_up(pid: str) -> None:
+            slot = self._slots[pid]
+            try:
+                if slot.state == UNLOADED:
+                    await self.load(pid)
+                if slot.state == LOADED:
+                    await self.start(pid)
+            except PluginError as exc:
+                settle(pid, Outcome("failed", slot.state, str(exc)))
+                skip_dependents(pid)
+                return
+            except BaseException as exc:
+                # Not a plugin failure (a bug of ours, or cancellation): end start_all with it.
+                if not done.done():
+                    done.set_exception(exc)
+                raise
+            if slot.state != RUNNING:
+                error = slot.error if slot.state.is_error else f"plugin is {slot.state}"
+                status = "failed" if slot.state.is_error else "skipped"
+                settle(pid, Outcome(status, slot.state, error))
+                skip_dependents(pid)
+                return
+            settle(pid, Outcome("ok", slot.state))
+            ready = []
+            for child in dependents[pid]:
+                waiting[child] -= 1
+                if waiting[child] == 0 and child not in report.outcomes:
+                    ready.append((-self._slots[child].priority, child))
+            launch(ready)
+
+        launch([(-self._slots[pid].priority, pid) for pid in order if waiting[pid] == 0])
+        try:
+            await done
+        finally:
+            for task in list(tasks):
+                if not task.done():
+                    task.cancel()
+        return report
+
+    async def stop_all(self) -> LifecycleReport:
+        """Stop every running or paused plugin, in exactly the reverse of the order they started."""
+        report = LifecycleReport("stop_all")
+        for pid in reversed(list(self._up_order)):
+            slot = self._slots[pid]
+            if slot.state not in (RUNNING, PAUSED):
+                continue
+            try:
+                await self.stop(pid)
+            except PluginError as exc:
+                report.outcomes[pid] = Outcome("failed", slot.state, str(exc))
+            else:
+                report.outcomes[pid] = Outcome("ok", slot.state)
+        return report
+
+    async def unload_all(self) -> LifecycleReport:
+        """Unload every loaded plugin (and clean up failed ones), in reverse order."""
+        report = LifecycleReport("unload_all")
+        order = list(reversed(self._up_order))
+        order += [pid for pid in reversed(self._load_order) if pid not in self._up_order]
+        order += [pid for pid, s in self._slots.items() if s.state.is_error and pid not in order]
+        for pid in order:
+            slot = self._slots[pid]
+            if not (slot.state == LOADED or (slot.state.is_error and slot.plugin is not None)):
+                continue
+            try:
+                await self.unload(pid)
+            except PluginError as exc:
+                report.outcomes[pid] = Outcome("failed", slot.state, str(exc))
+            else:
+                report.outcomes[pid] = Outcome("ok", slot.state)
+        return report
+
+    async def shutdown(self) -> None:
+        """Stop, then unload, every plugin in reverse order; then wait for async observers."""
+        await self.stop_all()
+        await self.unload_all()
+        await self._bus.drain()
