@@ -78,6 +78,7 @@ class _Slot:
         "error",
         "hooks_registered",
         "id",
+        "idle_waiters",
         "inflight",
         "initialized",
         "loaded",
@@ -117,6 +118,7 @@ class _Slot:
         self.initialized = False
         self.loaded = False
         self.inflight = 0
+        self.idle_waiters: list[asyncio.Future[None]] = []
         self.hooks_registered = False
 
     @property
@@ -707,11 +709,73 @@ class PluginManager:
             raise
         finally:
             slot.inflight -= 1
+            if slot.idle_waiters and slot.inflight == 0:
+                self._wake_idle(slot)
         if type(result) is not str:
             raise self._fail(
                 slot, "execute", None, f"returned {type(result).__name__}, expected str"
             )
         return result
+
+    @staticmethod
+    def _wake_idle(slot: _Slot) -> None:
+        for waiter in slot.idle_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        slot.idle_waiters.clear()
+
+    def in_flight(self, plugin_id: str) -> int:
+        """How many executes of ``plugin_id`` are running now."""
+        return self._slot(plugin_id).inflight
+
+    async def wait_idle(self, plugin_id: str, timeout: float | None = None) -> bool:
+        """Wait until ``plugin_id`` has no execute in flight; ``False`` if ``timeout`` passes."""
+        slot = self._slot(plugin_id)
+        if slot.inflight == 0:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slot.idle_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if waiter in slot.idle_waiters:
+                slot.idle_waiters.remove(waiter)
+        return True
+
+    def replace_plugin(self, plugin_id: str, plugin: object) -> AgentPlugin:
+        """Swap in a new object for ``plugin_id`` (hot reload's last step); return the old one.
+
+        The new object must describe the same id. Its ``state`` is set to the
+        slot's; calls already in flight finish on the old object, and every call
+        after this returns goes to the new one. Hook registrations (such as
+        ``on_plugin_event``) move to the new object.
+        """
+        slot = self._slot(plugin_id)
+        old = slot.plugin
+        if old is None:
+            raise InvalidStateError(
+                f"plugin {plugin_id!r} has no instance to replace", plugin_id=plugin_id
+            )
+        agent = as_agent_plugin(plugin, label=repr(plugin_id))
+        if agent.metadata.id != plugin_id:
+            raise PluginLoadError(
+                f"the new code of {plugin_id!r} describes a plugin {agent.metadata.id!r}",
+                plugin_id=plugin_id,
+            )
+        hooks_object = plugin
+        if slot.hooks_registered:
+            self._pluggy.unregister(name=plugin_id)
+            slot.hooks_registered = False
+        if has_hooks(hooks_object):
+            self._pluggy.register(hooks_object, name=plugin_id)
+            slot.hooks_registered = True
+        self._refresh_observers()
+        agent.state = slot.state
+        slot.plugin = agent
+        slot.metadata = agent.metadata
+        return old
 
     async def health_check(self) -> dict[str, bool]:
         """Every plugin's health by id; a plugin that cannot answer is unhealthy."""
