@@ -187,7 +187,7 @@ class HookPlugin(AgentPlugin, HotReloadable):
     async def unload(self) -> None:
         await self._call("unload")
 
-    async def execute(self, input: str) -> str:  # noqa: A002 - the seed's name
+    async def execute(self, input: str) -> str:
         hook = self._impls.get("execute")
         if hook is None:
             raise PluginExecutionError(

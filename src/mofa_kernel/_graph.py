@@ -89,7 +89,7 @@ def resolve(
                 heapq.heappush(ready, (-priorities.get(child, 0), child))
 
     placed = set(order)
-    stuck = [pid for pid in dependencies if pid not in placed]
+    stuck = sorted(pid for pid in dependencies if pid not in placed)
     for pid in stuck:
         if pid in problems:
             continue

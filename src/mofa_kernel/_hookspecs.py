@@ -65,7 +65,7 @@ class LifecycleHooks:
         """Release resources."""
 
     @hookspec(firstresult=True)
-    def execute(self, input: str) -> str:  # type: ignore[empty-body]  # noqa: A002
+    def execute(self, input: str) -> str:  # type: ignore[empty-body]
         """Do the plugin's work on ``input`` and return the answer. Required."""
 
     @hookspec(firstresult=True)

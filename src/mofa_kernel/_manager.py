@@ -267,7 +267,8 @@ class PluginManager:
             self._refresh_observers()
         self._slots[pid] = slot
         self._excluded.pop(pid, None)
-        agent.state = UNLOADED
+        with contextlib.suppress(AttributeError):  # a read-only ``state`` property
+            agent.state = UNLOADED
         return pid
 
     def _refresh_observers(self) -> None:
@@ -679,7 +680,7 @@ class PluginManager:
 
     # -- execute, health, stats -----------------------------------------------------------
 
-    async def execute(self, plugin_id: str, input: str) -> str:  # noqa: A002 - the seed's name
+    async def execute(self, plugin_id: str, input: str) -> str:
         """Run the plugin's ``execute(input)`` under its deadline; it must be RUNNING.
 
         A plugin that raises :class:`~mofa_kernel.PluginExecutionError` has
@@ -772,7 +773,8 @@ class PluginManager:
             self._pluggy.register(hooks_object, name=plugin_id)
             slot.hooks_registered = True
         self._refresh_observers()
-        agent.state = slot.state
+        with contextlib.suppress(AttributeError):  # a read-only ``state`` property
+            agent.state = slot.state
         slot.plugin = agent
         slot.metadata = agent.metadata
         return old

@@ -65,7 +65,7 @@ class AgentPlugin(abc.ABC):
         """Release resources."""
 
     @abc.abstractmethod
-    async def execute(self, input: str) -> str:  # noqa: A002 - the seed's name
+    async def execute(self, input: str) -> str:
         """Do the plugin's work on ``input`` and return the answer."""
 
     async def health_check(self) -> bool:

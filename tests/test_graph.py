@@ -1,0 +1,68 @@
+"""Dependency ordering: topological, priority then id among equals, problems explained."""
+
+from __future__ import annotations
+
+from mofa_kernel._graph import DependencyProblem, resolve
+
+
+def test_dependencies_come_first() -> None:
+    result = resolve({"app": ["db", "cache"], "db": [], "cache": ["db"]}, {})
+    assert result.order == ("db", "cache", "app")
+    assert result.problems == {}
+
+
+def test_ties_break_by_priority_then_id() -> None:
+    result = resolve({"b": [], "a": [], "c": [], "z": []}, {"c": 100, "z": 100})
+    assert result.order == ("c", "z", "a", "b")
+
+
+def test_priority_never_overrides_a_dependency() -> None:
+    result = resolve({"high": ["low"], "low": []}, {"high": 200, "low": 0})
+    assert result.order == ("low", "high")
+
+
+def test_missing_dependency_blocks_only_its_dependents() -> None:
+    result = resolve({"a": [], "b": ["ghost"], "c": ["b"], "d": ["a"]}, {})
+    assert result.order == ("a", "d")
+    assert result.problems["b"] == DependencyProblem("missing", ("b", "ghost"))
+    assert result.problems["c"] == DependencyProblem("missing", ("c", "b", "ghost"))
+    assert result.problems["c"].describe() == "missing dependency 'ghost' (c -> b -> ghost)"
+
+
+def test_cycle_is_reported_with_its_chain() -> None:
+    result = resolve({"x": ["y"], "y": ["z"], "z": ["x"], "ok": [], "w": ["x"]}, {})
+    assert result.order == ("ok",)
+    assert result.problems["x"].kind == "cycle"
+    assert result.problems["x"].chain == ("x", "y", "z", "x")
+    assert result.problems["y"].chain == ("x", "y", "z", "x")
+    assert result.problems["w"].kind == "blocked"
+    assert result.problems["w"].chain == ("w", "x", "y", "z", "x")
+    assert result.problems["x"].describe() == "dependency cycle x -> y -> z -> x"
+
+
+def test_self_dependency_is_a_cycle() -> None:
+    result = resolve({"me": ["me"]}, {})
+    assert result.problems["me"].chain == ("me", "me")
+
+
+def test_unavailable_dependency_names_the_reason() -> None:
+    result = resolve({"skill": ["calculator"], "tutor": ["skill"]}, {}, {"calculator": "failed"})
+    assert result.order == ()
+    assert result.problems["skill"].describe() == "dependency calculator failed"
+    assert (
+        result.problems["tutor"].describe()
+        == "dependency calculator failed (tutor -> skill -> calculator)"
+    )
+
+
+def test_duplicate_dependency_entries_count_once() -> None:
+    result = resolve({"a": [], "b": ["a", "a"]}, {})
+    assert result.order == ("a", "b")
+
+
+def test_large_layered_graph_is_linear_in_order() -> None:
+    deps = {f"p{i}": [f"p{i - 10}"] if i >= 10 else [] for i in range(2000)}
+    result = resolve(deps, {})
+    position = {pid: n for n, pid in enumerate(result.order)}
+    assert len(result.order) == 2000
+    assert all(position[d] < position[p] for p, ds in deps.items() for d in ds)
