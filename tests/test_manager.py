@@ -772,3 +772,98 @@ async def test_system_exit_from_a_plugin_is_contained() -> None:
         error = report.outcomes["exits"].error or ""
         assert error.startswith("start failed: SystemExit: 3 (test_manager.py:")
         assert manager.state("exits").is_error
+
+
+# -- execute deadlines (the watchdog) --------------------------------------------------------
+
+
+class Waiter(Recorder):
+    """Execute waits for a per-input gate; ``forever`` never returns."""
+
+    def __init__(self, pid: str) -> None:
+        super().__init__(pid)
+        self.gates: dict[str, asyncio.Event] = {}
+        self.cancelled: list[str] = []
+
+    async def execute(self, input: str) -> str:
+        gate = self.gates.setdefault(input, asyncio.Event())
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(input)
+            raise
+        return input
+
+
+async def test_execute_deadline_is_never_early() -> None:
+    async with PluginManager(timeout=0.2) as manager:
+        plugin = Waiter("w")
+        manager.register(plugin)
+        await manager.start_all()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with pytest.raises(PluginTimeoutError, match=r"execute timed out after 0\.2s"):
+            await manager.execute("w", "forever")
+        elapsed = loop.time() - began
+        assert elapsed >= 0.2
+        assert plugin.cancelled == ["forever"]
+
+
+async def test_execute_timeout_cancels_only_the_late_call() -> None:
+    async with PluginManager() as manager:
+        slow, fast = Waiter("slow"), Waiter("fast")
+        manager.register(slow, timeout=0.05)
+        manager.register(fast, timeout=30.0)
+        await manager.start_all()
+        fast_call = asyncio.create_task(manager.execute("fast", "x"))
+        with pytest.raises(PluginTimeoutError):
+            await manager.execute("slow", "forever")
+        assert not fast_call.done()
+        fast.gates["x"].set()
+        assert await fast_call == "x"
+        assert manager.state("fast") == PluginState.RUNNING
+        assert manager.state("slow").is_error
+
+
+async def test_calls_begun_later_get_their_own_full_deadline() -> None:
+    async with PluginManager(timeout=0.15) as manager:
+        plugin = Waiter("w")
+        manager.register(plugin)
+        await manager.start_all()
+        first = asyncio.create_task(manager.execute("w", "first"))
+        await asyncio.sleep(0.1)
+        second = asyncio.create_task(manager.execute("w", "second"))
+        await asyncio.sleep(0)
+        plugin.gates["second"].set()  # answers well inside its own deadline
+        assert await second == "second"
+        with pytest.raises(PluginTimeoutError):
+            await first
+
+
+async def test_execute_timeout_leaves_the_caller_task_usable() -> None:
+    async with PluginManager(timeout=0.02) as manager:
+        manager.register(Waiter("w"))
+        manager.register(Recorder("other"))
+        await manager.start_all()
+        with pytest.raises(PluginTimeoutError):
+            await manager.execute("w", "forever")
+        task = asyncio.current_task()
+        assert task is not None
+        if hasattr(task, "cancelling"):
+            assert task.cancelling() == 0
+        await asyncio.sleep(0.01)  # would raise CancelledError if a cancel were left pending
+        assert await manager.execute("other", "after") == "other:after"
+
+
+async def test_outside_cancellation_of_an_execute_is_not_a_plugin_fault() -> None:
+    async with PluginManager() as manager:
+        plugin = Waiter("w")
+        manager.register(plugin)
+        await manager.start_all()
+        call = asyncio.create_task(manager.execute("w", "forever"))
+        await asyncio.sleep(0.01)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert manager.state("w") == PluginState.RUNNING
+        assert manager.in_flight("w") == 0

@@ -239,6 +239,11 @@ def as_agent_plugin(obj: object, *, label: str) -> AgentPlugin:
     if isinstance(obj, AgentPlugin):
         try:
             metadata = obj.metadata
+        except AttributeError as exc:
+            raise PluginLoadError(
+                f"plugin {label}: {type(obj).__name__} has no metadata; give it a "
+                "`metadata` class attribute, property or instance attribute"
+            ) from exc
         except Exception as exc:
             raise PluginLoadError(
                 f"plugin {label}: reading its metadata raised {type(exc).__name__}: {exc}"

@@ -13,12 +13,18 @@ itself keep working.
 from __future__ import annotations
 
 import asyncio
-import sys
+import time
 from collections.abc import Awaitable, Coroutine, Generator
 from types import CoroutineType
 from typing import Any, TypeVar, cast
 
-__all__ = ["DeadlineExceeded", "call_with_deadline"]
+__all__ = [
+    "CallTable",
+    "DeadlineExceeded",
+    "Watchdog",
+    "call_with_deadline",
+    "resume_with_deadline",
+]
 
 _T = TypeVar("_T")
 
@@ -72,30 +78,38 @@ async def call_with_deadline(awaitable: Awaitable[_T], timeout: float | None) ->
     ``timeout=None`` means no deadline. Cancellation from outside propagates
     unchanged.
     """
-    if isinstance(awaitable, CoroutineType):
-        steps: Any = awaitable
-    else:
-        steps = awaitable.__await__()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    steps: Any = awaitable if isinstance(awaitable, CoroutineType) else awaitable.__await__()
+    started = time.monotonic()
     try:
         pending = steps.send(None)
     except StopIteration as stop:
         return cast("_T", stop.value)
+    return cast("_T", await resume_with_deadline(steps, pending, started, timeout))
+
+
+async def resume_with_deadline(
+    steps: Any, pending: Any, started: float, timeout: float | None
+) -> Any:
+    """Finish a coroutine whose first step (begun at ``started``) suspended on ``pending``.
+
+    The deadline is ``started + timeout`` on the monotonic clock, which is the
+    clock of asyncio's loop.
+    """
     resume = _Resume(steps, pending)
     if timeout is None:
-        return cast("_T", await resume)
+        return await resume
     task = asyncio.current_task()
     if task is None:  # pragma: no cover - only reachable outside a task
-        return cast("_T", await asyncio.wait_for(resume, timeout))
+        return await asyncio.wait_for(resume, timeout)
     timer = _Timer(task)
-    handle = loop.call_at(started + timeout, timer)
+    handle = asyncio.get_running_loop().call_at(started + timeout, timer)
     try:
-        return cast("_T", await resume)
+        return await resume
     except asyncio.CancelledError:
         if not timer.expired:
             raise
-        if sys.version_info >= (3, 11) and task.uncancel() > 0:
+        uncancel = getattr(task, "uncancel", None)  # 3.11+, and runners that backport it
+        if uncancel is not None and uncancel() > 0:
             raise  # cancelled from outside as well: that wins
         raise DeadlineExceeded from None
     finally:
@@ -105,3 +119,115 @@ async def call_with_deadline(awaitable: Awaitable[_T], timeout: float | None) ->
 def close_quietly(coro: Coroutine[Any, Any, Any]) -> None:
     """Close a coroutine that will never be awaited, without a 'never awaited' warning."""
     coro.close()
+
+
+class Watchdog:
+    """Exact deadlines for calls that are awaited directly, at the cost of a dict entry each.
+
+    A caller records ``calls[coro] = time.monotonic()`` in a per-plugin dict
+    (see :class:`CallTable`) before awaiting ``coro`` and deletes it after.
+    Nothing else happens per call. While any call is in flight one timer runs:
+    each time it fires it cancels the calls past their deadline and sets
+    itself for the earliest remaining deadline, or for ``now + min_timeout``
+    so that calls begun since are seen before theirs can pass. The task to
+    cancel is found, only when a deadline passes, by following each task's
+    chain of awaited coroutines down to the expired one.
+    """
+
+    __slots__ = ("_handle", "_loop", "_tables", "armed", "expired", "min_timeout")
+
+    def __init__(self) -> None:
+        self._tables: list[CallTable] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Expired coroutine -> the task that was cancelled for it (None if none was found).
+        self.expired: dict[object, asyncio.Task[Any] | None] = {}
+        self.min_timeout: float | None = None
+        #: Whether the timer is set (read on every call, so a plain attribute).
+        self.armed = False
+
+    def table(self, timeout: float | None) -> CallTable:
+        """A new call table whose calls have ``timeout`` seconds each."""
+        table = CallTable(timeout)
+        self._tables.append(table)
+        if timeout is not None and (self.min_timeout is None or timeout < self.min_timeout):
+            self.min_timeout = timeout
+        return table
+
+    def drop(self, table: CallTable) -> None:
+        self._tables.remove(table)
+
+    def arm(self, deadline: float) -> None:
+        """Make sure the timer fires no later than ``deadline`` (monotonic seconds)."""
+        loop = asyncio.get_running_loop()
+        handle = self._handle
+        if handle is not None:
+            if handle.when() <= deadline and self._loop is loop:
+                return
+            handle.cancel()
+        self._loop = loop
+        self._handle = loop.call_at(deadline, self._fire)
+        self.armed = True
+
+    def disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = None
+        self.armed = False
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.armed = False
+        now = time.monotonic()
+        earliest: float | None = None
+        busy = False
+        for table in self._tables:
+            timeout = table.timeout
+            if not table.calls or timeout is None:
+                continue
+            busy = True
+            for coro, started in list(table.calls.items()):
+                deadline = started + timeout
+                if deadline <= now:
+                    if coro not in self.expired:
+                        self._expire(coro)
+                elif earliest is None or deadline < earliest:
+                    earliest = deadline
+        if not busy:
+            return
+        step = now + (self.min_timeout or 1.0)
+        self.arm(step if earliest is None else min(earliest, step))
+
+    def _expire(self, coro: object) -> None:
+        task = _task_awaiting(coro, self._loop)
+        self.expired[coro] = task
+        if task is not None:
+            task.cancel()
+
+
+class CallTable:
+    """The in-flight calls of one plugin: coroutine -> the monotonic time it began."""
+
+    __slots__ = ("calls", "timeout")
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.calls: dict[object, float] = {}
+
+
+def _task_awaiting(
+    coro: object, loop: asyncio.AbstractEventLoop | None
+) -> asyncio.Task[Any] | None:
+    """The task whose chain of awaits reaches ``coro``, if any."""
+    for task in asyncio.all_tasks(loop):
+        link: object = task.get_coro()
+        for _ in range(10_000):  # a bound, in case of a pathological chain
+            if link is coro:
+                return task
+            following = getattr(link, "cr_await", None)
+            if following is None:
+                following = getattr(link, "gi_yieldfrom", None)
+            if following is None:
+                break
+            link = following
+    return None

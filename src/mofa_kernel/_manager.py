@@ -11,13 +11,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from types import CoroutineType, TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pluggy
 
 from ._adapters import as_agent_plugin, has_hooks
 from ._context import PluginContext, SharedState
-from ._deadline import DeadlineExceeded, call_with_deadline
+from ._deadline import CallTable, DeadlineExceeded, Watchdog, call_with_deadline
 from ._errors import (
     DependencyCycleError,
     DependencyError,
@@ -47,6 +47,17 @@ if TYPE_CHECKING:
     from ._discovery import PluginSource
 
 __all__ = ["PluginManager"]
+
+_monotonic = time.monotonic
+_NOT_EXPIRED: Final = object()
+
+
+async def _as_coroutine(value: Any) -> Any:
+    """Wrap what a non-``async`` execute returned (a value or another awaitable)."""
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
 
 UNLOADED: Final = PluginState.UNLOADED
 LOADING: Final = PluginState.LOADING
@@ -79,7 +90,6 @@ class _Slot:
         "hooks_registered",
         "id",
         "idle_waiters",
-        "inflight",
         "initialized",
         "loaded",
         "metadata",
@@ -89,6 +99,7 @@ class _Slot:
         "state",
         "status",
         "stopping",
+        "table",
         "timeout",
     )
 
@@ -117,7 +128,7 @@ class _Slot:
         self.stopping = False
         self.initialized = False
         self.loaded = False
-        self.inflight = 0
+        self.table: CallTable  # set by the manager: the in-flight executes
         self.idle_waiters: list[asyncio.Future[None]] = []
         self.hooks_registered = False
 
@@ -128,6 +139,11 @@ class _Slot:
     @property
     def priority(self) -> int:
         return int(self.metadata.priority) if self.metadata is not None else 0
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    # A timeout has no useful cause; every other failure keeps the plugin's exception.
+    return None if isinstance(exc, DeadlineExceeded) else exc
 
 
 def _describe(exc: BaseException) -> str:
@@ -168,6 +184,10 @@ class PluginManager:
         self.hot_reload = hot_reload if hot_reload is not None else HotReloadConfig()
         self._settings = settings
         self._slots: dict[str, _Slot] = {}
+        # The slots that accept executes right now (RUNNING and not stopping): one lookup
+        # on the hot path instead of several checks.
+        self._serving: dict[str, _Slot] = {}
+        self._watchdog = Watchdog()
         self._excluded: dict[str, PluginRecord] = {}
         self._shared = SharedState()
         self._bus = EventBus(self._observer_failed)
@@ -258,6 +278,7 @@ class PluginManager:
             timeout if timeout is not None else self.timeout,
             source,
         )
+        slot.table = self._watchdog.table(slot.timeout)
         if has_hooks(hooks_object):
             try:
                 self._pluggy.register(hooks_object, name=pid)
@@ -363,6 +384,7 @@ class PluginManager:
             )
             return
         slot = _Slot(pid, None, None, config, timeout or self.timeout, source)
+        slot.table = self._watchdog.table(slot.timeout)
         slot.status = "failed"
         slot.error = problem
         slot.state = PluginState.error(problem)
@@ -470,6 +492,10 @@ class PluginManager:
         if old == new:
             return
         slot.state = new
+        if new is RUNNING and not slot.stopping:
+            self._serving[slot.id] = slot
+        else:
+            self._serving.pop(slot.id, None)
         if slot.plugin is not None:
             # A read-only ``state`` property is allowed: the manager's record is the truth.
             with contextlib.suppress(AttributeError):
@@ -530,28 +556,34 @@ class PluginManager:
             result = call()
             if isinstance(result, CoroutineType) or hasattr(result, "__await__"):
                 result = await call_with_deadline(result, slot.timeout)
-        except PluginError as exc:
-            if hook == "execute" and isinstance(exc, PluginExecutionError):
-                raise  # the plugin rejected this input; it stays running
+        except BaseException as exc:
             self._trace_call(slot, hook, started, "failed")
-            raise self._fail(slot, hook, exc, _describe(exc)) from exc
-        except DeadlineExceeded as exc:
-            self._trace_call(slot, hook, started, "timed out")
-            raise self._fail(slot, hook, exc, "") from None
-        except asyncio.CancelledError as exc:
-            # Only when nobody is cancelling the caller did the plugin raise it on its own
-            # (Python 3.11+ can tell; on 3.10 it is taken as the caller's cancellation).
-            if sys.version_info >= (3, 11):
-                task = asyncio.current_task()
-                if task is not None and task.cancelling() == 0:
-                    self._trace_call(slot, hook, started, "failed")
-                    raise self._fail(slot, hook, exc, "raised CancelledError") from exc
-            raise
-        except _CONTAINED as exc:
-            self._trace_call(slot, hook, started, "failed")
-            raise self._fail(slot, hook, exc, _describe(exc)) from exc
+            failure = self._plugin_failure(slot, hook, exc)
+            if failure is exc:
+                raise
+            raise failure from _cause(exc)
         self._trace_call(slot, hook, started, "ok")
         return result
+
+    def _plugin_failure(self, slot: _Slot, hook: str, exc: BaseException) -> BaseException:
+        """What to raise for ``exc`` from plugin code: a contained failure, or ``exc`` itself."""
+        if isinstance(exc, PluginExecutionError) and hook == "execute":
+            if exc.plugin_id is None:  # the plugin rejected this input; it stays running
+                exc.plugin_id = slot.id
+                exc.hook = hook
+            return exc
+        if isinstance(exc, DeadlineExceeded):
+            return self._fail(slot, hook, exc, "")
+        if isinstance(exc, asyncio.CancelledError):
+            # Only when nobody is cancelling the caller did the plugin raise it on its own
+            # (tasks with cancelling(), 3.11+, can tell; otherwise it is the caller's).
+            cancelling = getattr(asyncio.current_task(), "cancelling", None)
+            if cancelling is not None and cancelling() == 0:
+                return self._fail(slot, hook, exc, "raised CancelledError")
+            return exc
+        if isinstance(exc, _CONTAINED):
+            return self._fail(slot, hook, exc, _describe(exc))
+        return exc  # KeyboardInterrupt, GeneratorExit: not ours to contain
 
     def _trace_call(self, slot: _Slot, hook: str, started: float, outcome: str) -> None:
         if self._trace:
@@ -639,12 +671,15 @@ class PluginManager:
         plugin = self._check(slot, "stop", (RUNNING, PAUSED))
         slot.busy = True
         slot.stopping = True
+        self._serving.pop(slot.id, None)
         try:
             await self._invoke(slot, "stop", plugin.stop)
             self._set_state(slot, LOADED)
         finally:
             slot.busy = False
             slot.stopping = False
+            if slot.state is RUNNING:  # the stop failed in a way that left it running
+                self._serving[slot.id] = slot
 
     async def unload(self, plugin_id: str) -> None:
         """LOADED or ERROR -> UNLOADED; emits PluginUnloaded.
@@ -687,36 +722,69 @@ class PluginManager:
         rejected this input and stays running; any other exception, a timeout
         or a non-``str`` answer puts it in the error state.
         """
-        slot = self._slots.get(plugin_id)
+        slot = self._serving.get(plugin_id)
         if slot is None:
-            slot = self._slot(plugin_id)  # raises the right PluginNotFoundError
-        if slot.state is not RUNNING or slot.stopping:
-            raise InvalidStateError(
-                f"plugin {plugin_id!r}: cannot execute in state {slot.state}; it must be Running",
-                plugin_id=plugin_id,
-                hook="execute",
-                expected=(RUNNING,),
-                actual=slot.state,
-            )
+            raise self._not_serving(plugin_id)
+        started = time.perf_counter() if self._trace else 0.0
         plugin = slot.plugin
         assert plugin is not None
-        slot.inflight += 1
+        table = slot.table
+        expired: object = _NOT_EXPIRED
+        # The hot path: the coroutine is awaited directly; its deadline costs one dict
+        # entry, which the watchdog reads only when its timer fires (see _deadline.Watchdog).
         try:
-            result = await self._invoke(slot, "execute", lambda: plugin.execute(input))
-        except PluginExecutionError as exc:
-            if exc.plugin_id is None:
-                exc.plugin_id = plugin_id
-                exc.hook = "execute"
-            raise
-        finally:
-            slot.inflight -= 1
-            if slot.idle_waiters and slot.inflight == 0:
-                self._wake_idle(slot)
+            coro = plugin.execute(input)
+            if type(coro) is not CoroutineType:
+                coro = _as_coroutine(coro)
+            began = table.calls[coro] = _monotonic()
+            if not self._watchdog.armed and table.timeout is not None:
+                self._watchdog.arm(began + table.timeout)
+            try:
+                result = await coro
+            finally:
+                del table.calls[coro]
+                if self._watchdog.expired:
+                    expired = self._watchdog.expired.pop(coro, _NOT_EXPIRED)
+                if slot.idle_waiters and not table.calls:
+                    self._wake_idle(slot)
+        except asyncio.CancelledError as exc:
+            if expired is not _NOT_EXPIRED:
+                raise self._timed_out(slot, cast("asyncio.Task[Any] | None", expired)) from None
+            failure = self._plugin_failure(slot, "execute", exc)
+            if failure is exc:
+                raise
+            self._trace_call(slot, "execute", started, "failed")
+            raise failure from exc
+        except BaseException as exc:
+            failure = self._plugin_failure(slot, "execute", exc)
+            if failure is exc:
+                raise
+            self._trace_call(slot, "execute", started, "failed")
+            raise failure from exc
         if type(result) is not str:
             raise self._fail(
                 slot, "execute", None, f"returned {type(result).__name__}, expected str"
             )
+        if self._trace:
+            self._trace_call(slot, "execute", started, "ok")
         return result
+
+    def _not_serving(self, plugin_id: str) -> PluginError:
+        slot = self._slot(plugin_id)  # raises for an unknown id
+        return InvalidStateError(
+            f"plugin {plugin_id!r}: cannot execute in state {slot.state}; it must be Running",
+            plugin_id=plugin_id,
+            hook="execute",
+            expected=(RUNNING,),
+            actual=slot.state,
+        )
+
+    def _timed_out(self, slot: _Slot, task: asyncio.Task[Any] | None) -> PluginError:
+        # Take back the watchdog's cancel request (3.11+, and runners that backport it).
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+        return self._fail(slot, "execute", DeadlineExceeded(), "")
 
     @staticmethod
     def _wake_idle(slot: _Slot) -> None:
@@ -727,12 +795,12 @@ class PluginManager:
 
     def in_flight(self, plugin_id: str) -> int:
         """How many executes of ``plugin_id`` are running now."""
-        return self._slot(plugin_id).inflight
+        return len(self._slot(plugin_id).table.calls)
 
     async def wait_idle(self, plugin_id: str, timeout: float | None = None) -> bool:
         """Wait until ``plugin_id`` has no execute in flight; ``False`` if ``timeout`` passes."""
         slot = self._slot(plugin_id)
-        if slot.inflight == 0:
+        if not slot.table.calls:
             return True
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         slot.idle_waiters.append(waiter)
@@ -1072,3 +1140,4 @@ class PluginManager:
         await self.stop_all()
         await self.unload_all()
         await self._bus.drain()
+        self._watchdog.disarm()

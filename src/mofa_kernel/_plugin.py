@@ -18,8 +18,9 @@ __all__ = ["AgentPlugin", "HotReloadable"]
 class AgentPlugin(abc.ABC):
     """Base class of class-style plugins.
 
-    A subclass provides ``metadata`` (a class attribute or a property) and
-    ``execute``; every other lifecycle step has a default that does nothing.
+    A subclass provides ``metadata`` (a class attribute, a property, or an
+    attribute set in ``__init__``) and ``execute``; every other lifecycle step
+    has a default that does nothing.
     The manager owns ``state`` and sets it around each call, so a plugin never
     has to. ``__init__`` takes no required arguments.
     """
@@ -29,10 +30,12 @@ class AgentPlugin(abc.ABC):
     #: The context given to :meth:`load` (set by the default ``load``).
     context: PluginContext | None = None
 
-    @property
-    @abc.abstractmethod
-    def metadata(self) -> PluginMetadata:
-        """Who this plugin is."""
+    if TYPE_CHECKING:
+        # Declared for type checkers only, so that at run time a subclass may provide
+        # it in any form; the manager checks that it is there when registering.
+        @property
+        def metadata(self) -> PluginMetadata:
+            """Who this plugin is."""
 
     @property
     def plugin_id(self) -> str:
