@@ -867,3 +867,48 @@ async def test_outside_cancellation_of_an_execute_is_not_a_plugin_fault() -> Non
             await call
         assert manager.state("w") == PluginState.RUNNING
         assert manager.in_flight("w") == 0
+
+
+# -- a failure at run time takes down only the dependents ------------------------------------
+
+
+async def test_runtime_fault_stops_running_dependents_in_reverse_order() -> None:
+    log: list[str] = []
+    async with PluginManager() as manager:
+        manager.register(Recorder("base", log=log))
+        manager.register(Recorder("middle", deps=("base",), log=log))
+        manager.register(Recorder("top", deps=("middle",), log=log))
+        manager.register(Recorder("bystander", log=log))
+        assert (await manager.start_all()).ok
+        with pytest.raises(PluginExecutionError):
+            await manager.execute("base", "crash")
+        with pytest.raises(InvalidStateError):  # refused at once, before the stop has run
+            await manager.execute("top", "x")
+        await manager.settle()
+        assert manager.state("base").is_error
+        assert manager.state("middle") == PluginState.LOADED
+        assert manager.state("top") == PluginState.LOADED
+        assert manager.record("top").reason == "stopped because dependency base failed"
+        assert [e for e in log if e.endswith(".stop")] == ["top.stop", "middle.stop"]
+        assert manager.state("bystander") == PluginState.RUNNING
+        assert await manager.execute("bystander", "x") == "bystander:x"
+
+
+@pytest.mark.parametrize("hook", ["load", "init_plugin", "start"])
+async def test_lifecycle_hook_returning_a_value_is_a_fault(hook: str) -> None:
+    class Returns(Recorder):
+        async def load(self, ctx: PluginContext) -> None:
+            return 1 if hook == "load" else None  # type: ignore[return-value]
+
+        async def init_plugin(self) -> None:
+            return "x" if hook == "init_plugin" else None  # type: ignore[return-value]
+
+        async def start(self) -> None:
+            return [] if hook == "start" else None  # type: ignore[return-value]
+
+    async with PluginManager() as manager:
+        manager.register(Returns("r"))
+        report = await manager.start_all()
+        error = report.outcomes["r"].error or ""
+        assert error.startswith(f"{hook} failed: returned ")
+        assert error.endswith("expected None")

@@ -50,6 +50,13 @@ __all__ = ["PluginManager"]
 
 _monotonic = time.monotonic
 _NOT_EXPIRED: Final = object()
+_RETURNS_NOTHING: Final = frozenset(
+    {"load", "init_plugin", "start", "pause", "resume", "stop", "unload", "restore_state"}
+)
+
+
+class _WrongReturn(Exception):
+    """A lifecycle hook returned a value where it must return nothing."""
 
 
 async def _as_coroutine(value: Any) -> Any:
@@ -188,6 +195,7 @@ class PluginManager:
         # on the hot path instead of several checks.
         self._serving: dict[str, _Slot] = {}
         self._watchdog = Watchdog()
+        self._background: set[asyncio.Task[None]] = set()
         self._excluded: dict[str, PluginRecord] = {}
         self._shared = SharedState()
         self._bus = EventBus(self._observer_failed)
@@ -516,10 +524,62 @@ class PluginManager:
         if slot.source is not None:
             error.distribution = slot.source.distribution
             error.entry_point = slot.source.entry_point
+        was_up = slot.state is RUNNING or slot.state is PAUSED
         slot.error = message
         self._set_state(slot, PluginState.error(message))
         self._bus.emit(PluginEvent.PluginError(plugin_id=slot.id, error=message))
+        if was_up:
+            self._take_down_dependents(slot.id)
         return error
+
+    def _dependents_up(self, plugin_id: str) -> list[str]:
+        """The running or paused plugins that need ``plugin_id``, last started first."""
+        needed_by: dict[str, list[str]] = {}
+        for pid, slot in self._slots.items():
+            for dep in slot.dependencies:
+                needed_by.setdefault(dep, []).append(pid)
+        needed: set[str] = set()
+        stack = [plugin_id]
+        while stack:
+            for pid in needed_by.get(stack.pop(), ()):
+                if pid not in needed:
+                    needed.add(pid)
+                    stack.append(pid)
+        up = (RUNNING, PAUSED)
+        return [
+            pid
+            for pid in reversed(self._up_order)
+            if pid in needed and self._slots[pid].state in up
+        ]
+
+    def _take_down_dependents(self, plugin_id: str) -> None:
+        """A plugin failed while up: stop what depends on it, in reverse start order."""
+        dependents = self._dependents_up(plugin_id)
+        if not dependents:
+            return
+        for pid in dependents:  # refuse their executes at once, before the stops run
+            self._serving.pop(pid, None)
+        task = asyncio.get_running_loop().create_task(self._stop_dependents(plugin_id, dependents))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _stop_dependents(self, plugin_id: str, dependents: list[str]) -> None:
+        for pid in dependents:
+            slot = self._slots[pid]
+            if slot.state not in (RUNNING, PAUSED) or slot.busy:
+                continue
+            slot.reason = f"stopped because dependency {plugin_id} failed"
+            try:
+                await self.stop(pid)
+            except PluginError:
+                continue  # already recorded on the slot and emitted as PluginError by _fail
+
+    async def settle(self) -> None:
+        """Wait for the work the manager started on its own (stopping a failed plugin's
+        dependents, async ``on_plugin_event`` observers) to finish."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self._bus.drain()
 
     def _check(self, slot: _Slot, hook: str, allowed: tuple[PluginState, ...]) -> AgentPlugin:
         if slot.busy:
@@ -556,6 +616,8 @@ class PluginManager:
             result = call()
             if isinstance(result, CoroutineType) or hasattr(result, "__await__"):
                 result = await call_with_deadline(result, slot.timeout)
+            if result is not None and hook in _RETURNS_NOTHING:
+                raise _WrongReturn(f"returned {type(result).__name__}, expected None")
         except BaseException as exc:
             self._trace_call(slot, hook, started, "failed")
             failure = self._plugin_failure(slot, hook, exc)
@@ -574,6 +636,8 @@ class PluginManager:
             return exc
         if isinstance(exc, DeadlineExceeded):
             return self._fail(slot, hook, exc, "")
+        if isinstance(exc, _WrongReturn):
+            return self._fail(slot, hook, None, str(exc))
         if isinstance(exc, asyncio.CancelledError):
             # Only when nobody is cancelling the caller did the plugin raise it on its own
             # (tasks with cancelling(), 3.11+, can tell; otherwise it is the caller's).
@@ -1137,7 +1201,8 @@ class PluginManager:
 
     async def shutdown(self) -> None:
         """Stop, then unload, every plugin in reverse order; then wait for async observers."""
+        await self.settle()
         await self.stop_all()
         await self.unload_all()
-        await self._bus.drain()
+        await self.settle()
         self._watchdog.disarm()
