@@ -50,6 +50,19 @@ __all__ = ["PluginManager"]
 
 _monotonic = time.monotonic
 _NOT_EXPIRED: Final = object()
+_StateChanged = PluginEvent.StateChanged
+_new_object = object.__new__
+_set_field = object.__setattr__
+
+
+def _state_changed(plugin_id: str, old: PluginState, new: PluginState) -> PluginEvent:
+    """``PluginEvent.StateChanged`` without attrs' validators: the kernel's own values are
+    known to be right, and this runs for every transition of every plugin."""
+    event = _new_object(_StateChanged)
+    _set_field(event, "plugin_id", plugin_id)
+    _set_field(event, "old_state", old)
+    _set_field(event, "new_state", new)
+    return event
 _RETURNS_NOTHING: Final = frozenset(
     {"load", "init_plugin", "start", "pause", "resume", "stop", "unload", "restore_state"}
 )
@@ -400,6 +413,11 @@ class PluginManager:
 
     # -- queries --------------------------------------------------------------------------
 
+    @property
+    def shared_state(self) -> SharedState:
+        """The state every plugin of this manager shares through ``ctx.get_state``/``set_state``."""
+        return self._shared
+
     def plugin_ids(self) -> list[str]:
         """The ids of the registered plugins (failed ones included), in registration order."""
         return list(self._slots)
@@ -497,7 +515,7 @@ class PluginManager:
 
     def _set_state(self, slot: _Slot, new: PluginState) -> None:
         old = slot.state
-        if old == new:
+        if old is new or old == new:
             return
         slot.state = new
         if new is RUNNING and not slot.stopping:
@@ -505,10 +523,11 @@ class PluginManager:
         else:
             self._serving.pop(slot.id, None)
         if slot.plugin is not None:
-            # A read-only ``state`` property is allowed: the manager's record is the truth.
-            with contextlib.suppress(AttributeError):
+            try:  # noqa: SIM105 - try is free on this hot path; contextlib.suppress is not
                 slot.plugin.state = new
-        self._bus.emit(PluginEvent.StateChanged(plugin_id=slot.id, old_state=old, new_state=new))
+            except AttributeError:
+                pass  # a read-only ``state`` property: the manager's record is the truth
+        self._bus.emit(_state_changed(slot.id, old, new))
 
     def _fail(self, slot: _Slot, hook: str, exc: BaseException | None, note: str) -> PluginError:
         """Put ``slot`` in the error state, emit PluginError, and return the error to raise."""

@@ -1,0 +1,22 @@
+"""mofa-sample-memory: key-value and conversation memory on SQLite, as a mofa-kernel plugin.
+
+The entry point ``memory`` (group ``mofa.plugins``) names :class:`MemoryPlugin`.
+While it runs, other plugins reach it through the shared state key
+``"memory.api"`` (a :class:`MemoryAPI`).
+"""
+
+from __future__ import annotations
+
+from ._plugin import API_KEY, DEFAULT_PATH, MemoryAPI, MemoryPlugin, RequestError, __version__
+from ._store import MemoryStore, Message
+
+__all__ = [
+    "API_KEY",
+    "DEFAULT_PATH",
+    "MemoryAPI",
+    "MemoryPlugin",
+    "MemoryStore",
+    "Message",
+    "RequestError",
+    "__version__",
+]
