@@ -77,16 +77,19 @@ def resolve(
             if dep in dependents:
                 dependents[dep].append(pid)
 
-    ready = [(-priorities.get(pid, 0), pid) for pid, n in waiting.items() if n == 0]
+    # Rank every id once by (priority, id); the heap then compares small integers.
+    ranked = sorted(dependencies, key=lambda pid: (-priorities.get(pid, 0), pid))
+    rank = {pid: n for n, pid in enumerate(ranked)}
+    ready = [rank[pid] for pid, n in waiting.items() if n == 0]
     heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        _, pid = heapq.heappop(ready)
+        pid = ranked[heapq.heappop(ready)]
         order.append(pid)
         for child in dependents[pid]:
             waiting[child] -= 1
             if waiting[child] == 0:
-                heapq.heappush(ready, (-priorities.get(child, 0), child))
+                heapq.heappush(ready, rank[child])
 
     placed = set(order)
     stuck = sorted(pid for pid in dependencies if pid not in placed)

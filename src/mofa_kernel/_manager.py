@@ -50,6 +50,16 @@ __all__ = ["PluginManager"]
 
 _monotonic = time.monotonic
 _NOT_EXPIRED: Final = object()
+
+
+def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[None]:
+    """A task for ``coro``; on 3.12+ it starts eagerly, so a bring-up that never
+    suspends finishes without a trip through the event loop."""
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+    return loop.create_task(coro)
+
+
 _StateChanged = PluginEvent.StateChanged
 _new_object = object.__new__
 _set_field = object.__setattr__
@@ -63,6 +73,8 @@ def _state_changed(plugin_id: str, old: PluginState, new: PluginState) -> Plugin
     _set_field(event, "old_state", old)
     _set_field(event, "new_state", new)
     return event
+
+
 _RETURNS_NOTHING: Final = frozenset(
     {"load", "init_plugin", "start", "pause", "resume", "stop", "unload", "restore_state"}
 )
@@ -1106,11 +1118,13 @@ class PluginManager:
         report = LifecycleReport("start_all")
         wanted = [pid for pid in self._enabled(report) if self._slots[pid].config.auto_start]
         order, _ = self._plan(wanted, report)
-        planned = set(order)
+        if not order:
+            return report
+        position = {pid: n for n, pid in enumerate(order)}
         waiting: dict[str, int] = {}
         dependents: dict[str, list[str]] = {pid: [] for pid in order}
         for pid in order:
-            deps = set(self._slots[pid].dependencies) & planned
+            deps = {dep for dep in self._slots[pid].dependencies if dep in position}
             waiting[pid] = len(deps)
             for dep in deps:
                 dependents[dep].append(pid)
@@ -1119,8 +1133,8 @@ class PluginManager:
         done = loop.create_future()
         remaining = len(order)
         tasks: set[asyncio.Task[None]] = set()
-        if remaining == 0:
-            return report
+        ready: list[int] = []  # positions in ``order``: a heap, best first
+        launching = False
 
         def settle(pid: str, outcome: Outcome) -> None:
             nonlocal remaining
@@ -1130,28 +1144,38 @@ class PluginManager:
                 done.set_result(None)
 
         def skip_dependents(pid: str) -> None:
-            for child in dependents[pid]:
-                if child not in report.outcomes:
-                    settle(
-                        child,
-                        Outcome("skipped", self._slots[child].state, f"dependency {pid} failed"),
-                    )
-                    skip_dependents(child)
+            stack = [pid]
+            while stack:
+                failed = stack.pop()
+                for child in dependents[failed]:
+                    if child not in report.outcomes:
+                        reason = f"dependency {failed} failed"
+                        settle(child, Outcome("skipped", self._slots[child].state, reason))
+                        stack.append(child)
 
-        def launch(ready: list[tuple[int, str]]) -> None:
-            heapq.heapify(ready)
-            while ready:
-                _, pid = heapq.heappop(ready)
-                task = loop.create_task(bring_up(pid))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+        def launch() -> None:
+            # A trampoline: with eager tasks a bring-up may finish, and release its
+            # dependents, inside create_task; they queue here instead of recursing.
+            nonlocal launching
+            if launching:
+                return
+            launching = True
+            try:
+                while ready:
+                    pid = order[heapq.heappop(ready)]
+                    task = _start_task(loop, bring_up(pid))
+                    if not task.done():
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+            finally:
+                launching = False
 
         async def bring_up(pid: str) -> None:
             slot = self._slots[pid]
             try:
-                if slot.state == UNLOADED:
+                if slot.state is UNLOADED:
                     await self.load(pid)
-                if slot.state == LOADED:
+                if slot.state is LOADED:
                     await self.start(pid)
             except PluginError as exc:
                 settle(pid, Outcome("failed", slot.state, str(exc)))
@@ -1162,21 +1186,21 @@ class PluginManager:
                 if not done.done():
                     done.set_exception(exc)
                 raise
-            if slot.state != RUNNING:
+            if slot.state is not RUNNING:
                 error = slot.error if slot.state.is_error else f"plugin is {slot.state}"
                 status = "failed" if slot.state.is_error else "skipped"
                 settle(pid, Outcome(status, slot.state, error))
                 skip_dependents(pid)
                 return
             settle(pid, Outcome("ok", slot.state))
-            ready = []
             for child in dependents[pid]:
                 waiting[child] -= 1
                 if waiting[child] == 0 and child not in report.outcomes:
-                    ready.append((-self._slots[child].priority, child))
-            launch(ready)
+                    heapq.heappush(ready, position[child])
+            launch()
 
-        launch([(-self._slots[pid].priority, pid) for pid in order if waiting[pid] == 0])
+        ready.extend(n for n, pid in enumerate(order) if waiting[pid] == 0)
+        launch()
         try:
             await done
         finally:
