@@ -96,6 +96,8 @@ def __getattr__(name: str) -> Any:
         value: Any = version("mofa-kernel")
     elif name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        if isinstance(value, type):
+            value.__module__ = __name__
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

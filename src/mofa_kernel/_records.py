@@ -81,15 +81,19 @@ class LifecycleReport:
 
 @attrs.frozen
 class DiscoveryReport:
-    """What :meth:`PluginManager.discover` found: a record per entry point, and the problems."""
+    """What :meth:`PluginManager.discover` found: a record per entry point, and the
+    distributions whose metadata could not be read (``problems``, one line each)."""
 
     records: tuple[PluginRecord, ...]
+    problems: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[str]:
-        return [
+        """One line per problem: unreadable distributions, then plugins that failed."""
+        failed = [
             f"{r.plugin_id}: {r.error or r.reason}" for r in self.records if r.status == "failed"
         ]
+        return [*self.problems, *failed]
 
     @property
     def registered(self) -> list[str]:

@@ -1,0 +1,92 @@
+"""The ``mofa-kernel`` command line: a thin layer of argparse and formatting over the library.
+
+Each command lives in its own module with a ``register(subparsers)``
+function that adds its parser and sets ``handler(args, out) -> int``; a new
+command (``new-plugin``, ``dev``) is one more module in :data:`COMMANDS`.
+Importing ``mofa_kernel`` never imports this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from mofa_kernel._errors import PluginConfigError
+
+from ._output import EXIT_USAGE, PROG, Output, UsageError
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace, Output], int]
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mofa-kernel")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _commands() -> list[Registrar]:
+    from . import _plugins, _run
+
+    return [_plugins.register, _run.register]
+
+
+#: Module names of the commands, in the order ``--help`` lists them.
+COMMANDS: Final = ("plugins", "run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree: global options, then one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Discover, check and run mofa-kernel plugins (entry-point group mofa.plugins).",
+        epilog="Exit status: 0 success, 1 a plugin failed, 2 bad usage or configuration.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the TOML configuration file (default: $MOFA_CONFIG, else ./mofa.toml if present)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _commands():
+        register(subparsers)
+    return parser
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors end inside argparse
+        return _exit_status(exc.code)
+    out = Output()
+    handler: Handler = args.handler
+    warnings = logging.StreamHandler(out.stderr)
+    warnings.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+    logger = logging.getLogger("mofa_kernel")
+    logger.addHandler(warnings)
+    try:
+        return handler(args, out)
+    except (UsageError, PluginConfigError) as exc:
+        out.error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+    finally:
+        logger.removeHandler(warnings)

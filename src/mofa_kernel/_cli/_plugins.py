@@ -1,0 +1,356 @@
+"""``mofa-kernel plugins list|info|check|graph``: what is installed, and whether it works."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+from ._output import EXIT_FAILED, EXIT_OK, Output, format_table
+from ._session import find_entry, load_settings, make_manager, record_error, survey_plugins
+
+if TYPE_CHECKING:
+    from mofa_kernel._config import KernelSettings
+    from mofa_kernel._discovery import SurveyEntry
+    from mofa_kernel._manager import PluginManager
+    from mofa_kernel._metadata import PluginMetadata
+
+__all__ = ["register"]
+
+_MERMAID_ID: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    plugins = subparsers.add_parser(
+        "plugins",
+        help="list, inspect, check and graph the installed plugins",
+        description="Work with the plugins installed in entry-point group mofa.plugins.",
+    )
+    commands = plugins.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND", required=True)
+
+    list_parser = commands.add_parser(
+        "list",
+        help="every discovered plugin, excluded ones too (imports nothing)",
+        description="List every discovered plugin without importing any.",
+    )
+    list_parser.add_argument("--json", action="store_true", help="print a JSON array")
+    list_parser.set_defaults(handler=_list)
+
+    info = commands.add_parser(
+        "info",
+        help="one plugin in full",
+        description="Show one plugin in full; an enabled plugin is imported to read its metadata.",
+    )
+    info.add_argument("plugin_id", metavar="ID", help="the plugin id (its entry-point name)")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(handler=_info)
+
+    check = commands.add_parser(
+        "check",
+        help="load, start, health-check, stop and unload every enabled plugin",
+        description=(
+            "Load, start, health-check, stop and unload every enabled plugin, in dependency "
+            "order. Exit status 1 if any plugin failed or was skipped."
+        ),
+    )
+    check.add_argument("--json", action="store_true", help="print a JSON array")
+    check.set_defaults(handler=_check)
+
+    graph = commands.add_parser(
+        "graph",
+        help="the dependency graph",
+        description="Print the dependency graph; an edge points from a plugin to a dependency.",
+    )
+    graph.add_argument(
+        "--format",
+        choices=("mermaid", "dot"),
+        default="mermaid",
+        help="Mermaid flowchart (default) or Graphviz DOT",
+    )
+    graph.set_defaults(handler=_graph)
+
+
+def _metadata_data(metadata: PluginMetadata | None) -> Any:
+    if metadata is None:
+        return None
+    from mofa_kernel._serde import to_data
+
+    return to_data(metadata)
+
+
+def _entry_data(entry: SurveyEntry) -> dict[str, Any]:
+    source = entry.source
+    return {
+        "id": source.plugin_id,
+        "distribution": source.distribution,
+        "distribution_version": source.distribution_version,
+        "entry_point": source.entry_point,
+        "enabled": entry.enabled,
+        "status": entry.status,
+        "reason": entry.reason,
+        "path": str(source.path) if source.path is not None else None,
+        "requires_kernel": source.requires_kernel,
+        "metadata": None,
+    }
+
+
+def _list(args: argparse.Namespace, out: Output) -> int:
+    settings = load_settings(args)
+    entries = sorted(
+        survey_plugins(settings, out).entries,
+        key=lambda e: (e.plugin_id, e.source.distribution or ""),
+    )
+    if args.json:
+        out.json([_entry_data(entry) for entry in entries])
+        return EXIT_OK
+    if not entries:
+        out.line("No plugins installed (entry-point group mofa.plugins).")
+        return EXIT_OK
+    rows = [
+        [
+            e.plugin_id,
+            e.source.distribution or "-",
+            e.source.distribution_version or "-",
+            "yes" if e.enabled else "no",
+            e.status,
+            e.source.entry_point,
+            e.reason or "",
+        ]
+        for e in entries
+    ]
+    headers = ["ID", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY POINT", "NOTE"]
+    out.line(format_table(headers, rows))
+    return EXIT_OK
+
+
+def _load_metadata(
+    settings: KernelSettings, entry: SurveyEntry
+) -> tuple[PluginMetadata | None, str | None]:
+    """Import one plugin (and no other) to read its metadata; returns (metadata, error)."""
+    from mofa_kernel._discovery import load_plugin_object
+    from mofa_kernel._errors import PluginError
+
+    manager = make_manager(settings)
+    pid = entry.plugin_id
+    try:
+        registered = manager.register(load_plugin_object(entry.source))
+    except PluginError as exc:
+        return None, str(exc)
+    metadata = manager.record(registered).metadata
+    if registered != pid:
+        return metadata, (
+            f"entry point {pid!r} names a plugin whose metadata id is {registered!r}; "
+            f"they must match"
+        )
+    return metadata, None
+
+
+def _info(args: argparse.Namespace, out: Output) -> int:
+    from mofa_kernel._serde import to_data
+
+    settings = load_settings(args)
+    entry = find_entry(survey_plugins(settings, out), args.plugin_id)
+    data = _entry_data(entry)
+    error: str | None = None
+    metadata = None
+    if entry.status == "discovered":
+        metadata, error = _load_metadata(settings, entry)
+    elif entry.status == "failed":
+        error = entry.reason
+    data["status"] = "failed" if error is not None else entry.status
+    data["error"] = error
+    data["metadata"] = _metadata_data(metadata)
+    data["config"] = to_data(settings.plugin_config(entry.plugin_id))
+    data["timeout"] = settings.plugin_timeout(entry.plugin_id)
+    if args.json:
+        out.json(data)
+    else:
+        _print_info(data, metadata, out)
+    if error is not None and not args.json:
+        out.error(f"{entry.plugin_id}: {error}")
+    return EXIT_FAILED if error is not None else EXIT_OK
+
+
+def _print_info(data: dict[str, Any], metadata: PluginMetadata | None, out: Output) -> None:
+    dist = data["distribution"] or "-"
+    if data["distribution_version"]:
+        dist = f"{dist} {data['distribution_version']}"
+    requirement = data["requires_kernel"]
+    fields: list[tuple[str, str]] = [
+        ("id", data["id"]),
+        ("distribution", dist),
+        ("entry point", data["entry_point"]),
+        ("path", data["path"] or "-"),
+        ("requires", "-" if requirement is None else f"mofa-kernel{requirement or ' (any)'}"),
+        ("enabled", "yes" if data["enabled"] else "no"),
+        ("status", data["status"]),
+    ]
+    if data["reason"] and data["status"] == "disabled":
+        fields.append(("reason", data["reason"]))
+    if metadata is not None:
+        fields += [
+            ("name", metadata.name),
+            ("type", str(metadata.plugin_type)),
+            ("version", metadata.version),
+            ("description", metadata.description or "-"),
+            ("priority", metadata.priority.variant),
+            ("dependencies", ", ".join(metadata.dependencies) or "-"),
+            ("capabilities", ", ".join(metadata.capabilities) or "-"),
+            ("author", metadata.author or "-"),
+        ]
+    config = data["config"]
+    fields += [
+        ("auto start", "yes" if config["auto_start"] else "no"),
+        ("timeout", f"{data['timeout']:g}s"),
+        ("settings", json.dumps(config["settings"], ensure_ascii=False, sort_keys=True)),
+    ]
+    width = max(len(label) for label, _ in fields) + 1
+    for label, value in fields:
+        out.line(f"{label + ':':<{width}} {value}")
+
+
+async def _run_check(manager: PluginManager) -> dict[str, tuple[str, str | None]]:
+    """Bring every enabled plugin up and down again; per id, (status, error)."""
+    from mofa_kernel._errors import PluginError
+    from mofa_kernel._types import PluginState
+
+    async with manager:
+        manager.discover()
+        started = await manager.start_all()
+        results = {pid: (o.status, o.error) for pid, o in started.outcomes.items()}
+        # start_all leaves auto_start = false plugins alone; a check exercises them too.
+        for pid in manager.start_order():
+            if pid in results or not manager.record(pid).enabled:
+                continue
+            problem = manager.dependency_error(pid)
+            if problem is not None:
+                results[pid] = ("skipped", str(problem))
+                continue
+            try:
+                if manager.state(pid) == PluginState.UNLOADED:
+                    await manager.load(pid)
+                if manager.state(pid) == PluginState.LOADED:
+                    await manager.start(pid)
+            except PluginError as exc:
+                results[pid] = ("failed", str(exc))
+            else:
+                results[pid] = ("ok", None)
+        for pid, healthy in (await manager.health_check()).items():
+            if results.get(pid, ("",))[0] == "ok" and not healthy:
+                error = manager.record(pid).error
+                results[pid] = (
+                    "failed",
+                    f"health check failed: {error}" if error else "health check failed",
+                )
+        for report in (await manager.stop_all(), await manager.unload_all()):
+            for pid, outcome in report.outcomes.items():
+                if outcome.status == "failed" and results.get(pid, ("ok",))[0] == "ok":
+                    results[pid] = ("failed", outcome.error)
+    return results
+
+
+def _check(args: argparse.Namespace, out: Output) -> int:
+    import asyncio
+
+    from mofa_kernel._serde import to_data
+
+    settings = load_settings(args)
+    manager = make_manager(settings)
+    results = asyncio.run(_run_check(manager))
+    rows: list[dict[str, Any]] = []
+    for record in sorted(manager.records(), key=lambda r: r.plugin_id):
+        pid = record.plugin_id
+        if record.status == "disabled" or not record.enabled:
+            status, error = "disabled", None
+        elif pid in results:
+            status, error = results[pid]
+        elif record_error(record) is not None:
+            status, error = "failed", record_error(record)
+        else:
+            problem = manager.dependency_error(pid)
+            status, error = "skipped", str(problem) if problem else "not started"
+        source = record.source
+        rows.append(
+            {
+                "id": pid,
+                "status": status,
+                "state": to_data(record.state),
+                "error": error,
+                "reason": record.reason if status == "disabled" else None,
+                "distribution": source.distribution if source else None,
+                "entry_point": source.entry_point if source else None,
+            }
+        )
+    bad = [row for row in rows if row["status"] in ("failed", "skipped")]
+    if args.json:
+        out.json(rows)
+    elif not rows:
+        out.line("No plugins installed (entry-point group mofa.plugins).")
+    else:
+        table = [
+            [row["id"], row["status"], _state_word(row["state"]), row["reason"] or ""]
+            for row in rows
+        ]
+        out.line(format_table(["ID", "STATUS", "STATE", "NOTE"], table))
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
+        disabled = len(rows) - sum(counts.values())
+        out.line(
+            f"\n{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped, "
+            f"{disabled} disabled"
+        )
+        for row in bad:
+            out.error(f"{row['id']}: {row['status']}: {row['error']}")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _state_word(state: Any) -> str:
+    return state if isinstance(state, str) else next(iter(state))
+
+
+def _graph(args: argparse.Namespace, out: Output) -> int:
+    settings = load_settings(args)
+    manager = make_manager(settings)
+    manager.discover()
+    records = [r for r in manager.records() if r.enabled and r.status != "disabled"]
+    nodes = sorted(r.plugin_id for r in records)
+    edges = sorted(manager.dependency_graph().items())
+    missing = sorted({d for _, deps in edges for d in deps} - set(nodes))
+    if args.format == "dot":
+        out.line(_dot(nodes, edges, missing))
+    else:
+        out.line(_mermaid(nodes, edges, missing))
+    failed = [r for r in records if record_error(r) is not None]
+    for record in failed:
+        out.error(f"{record.plugin_id}: {record_error(record)}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _mermaid(nodes: list[str], edges: list[tuple[str, tuple[str, ...]]], missing: list[str]) -> str:
+    names: dict[str, str] = {}
+    lines = ["graph TD"]
+    for pid in [*nodes, *missing]:
+        if _MERMAID_ID.fullmatch(pid) and pid.lower() != "end":
+            names[pid] = pid
+        else:
+            names[pid] = f"n{sum(name != key for key, name in names.items()) + 1}"
+            lines.append(f"    {names[pid]}[{json.dumps(pid, ensure_ascii=False)}]")
+    linked = {pid for pid, deps in edges if deps} | {d for _, deps in edges for d in deps}
+    lines += [f"    {names[pid]}" for pid in nodes if pid not in linked and names[pid] == pid]
+    lines += [f"    {names[pid]} --> {names[dep]}" for pid, deps in edges for dep in deps]
+    if missing:
+        lines.append("    classDef missing stroke-dasharray: 5 5")
+        lines.append(f"    class {','.join(names[pid] for pid in missing)} missing")
+    return "\n".join(lines)
+
+
+def _dot(nodes: list[str], edges: list[tuple[str, tuple[str, ...]]], missing: list[str]) -> str:
+    def quoted(pid: str) -> str:
+        return json.dumps(pid, ensure_ascii=False)
+
+    lines = ["digraph plugins {"]
+    lines += [f"    {quoted(pid)};" for pid in nodes]
+    lines += [f"    {quoted(pid)} [style=dashed];" for pid in missing]
+    lines += [f"    {quoted(pid)} -> {quoted(dep)};" for pid, deps in edges for dep in deps]
+    lines.append("}")
+    return "\n".join(lines)

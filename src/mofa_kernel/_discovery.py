@@ -1,0 +1,532 @@
+"""Finding installed plugins: entry points of group ``mofa.plugins``, read without importing them.
+
+:func:`scan` lists what the installed distributions declare; :func:`survey`
+adds the verdicts that need no import (excluded by configuration, duplicate
+id, incompatible mofa-kernel requirement); :func:`load_plugin_object` is the
+one place that imports a plugin's code and turns it into a plugin object.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import json
+import logging
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+from urllib.parse import unquote, urlparse
+
+import attrs
+
+from ._errors import PluginLoadError
+from ._hookspecs import PROJECT_NAME
+from ._plugin import AgentPlugin
+
+__all__ = [
+    "PLUGIN_GROUP",
+    "ExclusionRule",
+    "PluginSource",
+    "ScanResult",
+    "Survey",
+    "SurveyEntry",
+    "duplicate_message",
+    "find_duplicates",
+    "installed_kernel_version",
+    "kernel_requirement_error",
+    "load_plugin_object",
+    "normalize_name",
+    "scan",
+    "scan_with_problems",
+    "survey",
+]
+
+#: The entry-point group that plugin distributions declare their plugins in.
+PLUGIN_GROUP: Final = "mofa.plugins"
+_KERNEL_DISTRIBUTION: Final = "mofa-kernel"
+_HOOKIMPL_MARK: Final = f"{PROJECT_NAME}_impl"
+_ENTRY_POINT_VALUE: Final = re.compile(
+    r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
+)
+_REQUIREMENT_NAME: Final = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+logger = logging.getLogger("mofa_kernel")
+
+#: Tells why a plugin is excluded from loading, or ``None`` when it may load.
+ExclusionRule = Callable[["PluginSource"], "str | None"]
+
+
+def normalize_name(name: str) -> str:
+    """A distribution name in its PEP 503 normal form (``Foo_Bar.baz`` -> ``foo-bar-baz``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@attrs.frozen
+class PluginSource:
+    """Where one discovered plugin comes from: its entry point and distribution.
+
+    Reading a source never imports the plugin. ``requires_kernel`` is the
+    distribution's version specifier on mofa-kernel (``">=0.1"``; ``""`` for
+    any version), or ``None`` when it declares no such requirement.
+    """
+
+    plugin_id: str
+    #: The entry point's value, ``"module:attr"``.
+    entry_point: str
+    distribution: str | None = None
+    distribution_version: str | None = None
+    #: The plugin module's file when the distribution records it, else the
+    #: project folder of an editable install, else where the distribution is installed.
+    path: Path | None = None
+    requires_kernel: str | None = None
+    group: str = PLUGIN_GROUP
+
+    @property
+    def module(self) -> str:
+        """The module the entry point imports."""
+        return self.entry_point.partition(":")[0].strip()
+
+    @property
+    def attr(self) -> str | None:
+        """The dotted attribute inside :attr:`module`, or ``None`` for a whole module."""
+        _, colon, rest = self.entry_point.partition(":")
+        attr = rest.split("[", 1)[0].strip()
+        return attr if colon and attr else None
+
+    def describe(self) -> str:
+        """``"alpha-dist 1.0 (alpha:Plugin)"``: which distribution and entry point, for messages."""
+        dist = self.distribution or "an unnamed distribution"
+        if self.distribution_version:
+            dist = f"{dist} {self.distribution_version}"
+        return f"{dist} ({self.entry_point})"
+
+
+@attrs.frozen
+class ScanResult:
+    """What :func:`scan_with_problems` found.
+
+    ``problems`` has one line per distribution whose metadata could not be read.
+    """
+
+    sources: tuple[PluginSource, ...]
+    problems: tuple[str, ...] = ()
+
+
+def scan(group: str = PLUGIN_GROUP) -> list[PluginSource]:
+    """Every entry point of ``group`` in the installed distributions, without importing any.
+
+    A distribution whose metadata cannot be read is logged (logger
+    ``mofa_kernel``) and skipped; use :func:`scan_with_problems` to get those
+    lines instead.
+    """
+    result = scan_with_problems(group)
+    for problem in result.problems:
+        logger.warning("%s", problem)
+    return list(result.sources)
+
+
+def scan_with_problems(group: str = PLUGIN_GROUP) -> ScanResult:
+    """Like :func:`scan`, returning the unreadable distributions as one message each.
+
+    Distributions are read in ``sys.path`` order; one shadowed by an earlier
+    distribution of the same name is ignored, as the import system would.
+    """
+    sources: list[PluginSource] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        name = _metadata_field(dist, "Name")
+        if name is not None:
+            key = normalize_name(name)
+            if key in seen:
+                continue
+            seen.add(key)
+        try:
+            entry_points = [ep for ep in dist.entry_points if ep.group == group]
+        except Exception as exc:  # noqa: BLE001 - any malformed entry_points.txt is reported
+            label = name or f"an unnamed distribution in {dist.locate_file('')}"
+            problems.append(f"{label}: unreadable entry points ({_one_line(exc)}); skipped")
+            continue
+        if not entry_points:
+            continue
+        if name is None:
+            where = dist.locate_file("")
+            problems.append(
+                f"a distribution in {where} declares {group} entry points but its metadata "
+                f"has no Name; its plugins are ignored"
+            )
+            continue
+        version = _metadata_field(dist, "Version")
+        requires_kernel = _kernel_specifier(dist)
+        for ep in entry_points:
+            sources.append(
+                PluginSource(
+                    plugin_id=ep.name,
+                    entry_point=ep.value,
+                    distribution=name,
+                    distribution_version=version,
+                    path=_plugin_path(dist, ep.value),
+                    requires_kernel=requires_kernel,
+                    group=group,
+                )
+            )
+    return ScanResult(tuple(sources), tuple(problems))
+
+
+def _metadata_field(dist: importlib.metadata.Distribution, field: str) -> str | None:
+    values = dist.metadata.get_all(field)
+    return str(values[0]) if values else None
+
+
+def _kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
+    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for line in dist.requires or ():
+        match = _REQUIREMENT_NAME.match(line)
+        if match is None or normalize_name(match.group(1)) != _KERNEL_DISTRIBUTION:
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            # Kept as written, so that kernel_requirement_error reports it.
+            return line[match.end() :].strip()
+        if requirement.marker is not None:
+            try:
+                applies = requirement.marker.evaluate({"extra": ""})
+            except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+                applies = True
+            if not applies:
+                continue
+        return str(requirement.specifier)
+    return None
+
+
+def _plugin_path(dist: importlib.metadata.Distribution, value: str) -> Path | None:
+    match = _ENTRY_POINT_VALUE.match(value)
+    if match is not None:
+        parts = match.group("module").split(".")
+        wanted = {"/".join(parts) + ".py", "/".join([*parts, "__init__.py"])}
+        for file in dist.files or ():
+            if file.as_posix() in wanted:
+                return Path(str(dist.locate_file(file)))
+    editable = _editable_project(dist)
+    if editable is not None:
+        return editable
+    return Path(str(dist.locate_file("")))
+
+
+def _editable_project(dist: importlib.metadata.Distribution) -> Path | None:
+    text = dist.read_text("direct_url.json")
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    dir_info = data.get("dir_info")
+    url = data.get("url")
+    if not (isinstance(dir_info, dict) and dir_info.get("editable") and isinstance(url, str)):
+        return None
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        return None
+    return Path(unquote(parsed.path))
+
+
+def find_duplicates(sources: Iterable[PluginSource]) -> dict[str, list[PluginSource]]:
+    """The plugin ids claimed by more than one entry point, each with all its claimants."""
+    by_id: dict[str, list[PluginSource]] = {}
+    for source in sources:
+        by_id.setdefault(source.plugin_id, []).append(source)
+    return {plugin_id: claims for plugin_id, claims in by_id.items() if len(claims) > 1}
+
+
+def duplicate_message(plugin_id: str, claims: Sequence[PluginSource]) -> str:
+    """One line saying that ``plugin_id`` is claimed several times and loaded from none."""
+    listed = ", ".join(source.describe() for source in claims)
+    return (
+        f"plugin id {plugin_id!r} is claimed by {len(claims)} entry points: {listed}; "
+        f"none is loaded"
+    )
+
+
+def installed_kernel_version() -> str | None:
+    """The installed mofa-kernel distribution's version, or ``None`` when it is not installed."""
+    try:
+        return importlib.metadata.version(_KERNEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def kernel_requirement_error(source: PluginSource, kernel_version: str | None = None) -> str | None:
+    """Why ``source`` cannot run on the installed mofa-kernel, or ``None`` when it can.
+
+    ``kernel_version`` defaults to the installed mofa-kernel's version; when
+    that is unknown (no distribution installed) nothing is refused.
+    """
+    if source.requires_kernel is None:
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    version = kernel_version if kernel_version is not None else installed_kernel_version()
+    if version is None:
+        return None
+    who = f"plugin {source.plugin_id!r} from {source.distribution or 'an unnamed distribution'}"
+    try:
+        specifier = SpecifierSet(source.requires_kernel)
+    except InvalidSpecifier:
+        return (
+            f"{who} declares an unreadable requirement on mofa-kernel "
+            f"({source.requires_kernel!r}); refused"
+        )
+    try:
+        satisfied = specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return None
+    if satisfied:
+        return None
+    return (
+        f"{who} requires mofa-kernel{source.requires_kernel}, "
+        f"but mofa-kernel {version} is installed; refused"
+    )
+
+
+@attrs.frozen
+class SurveyEntry:
+    """One discovered plugin with what is known of it without importing it.
+
+    ``status`` is ``"discovered"`` (may be loaded), ``"disabled"`` (excluded
+    by configuration or environment; ``reason`` says by what) or ``"failed"``
+    (refused: duplicate id or incompatible mofa-kernel; ``reason`` says why).
+    """
+
+    source: PluginSource
+    status: str
+    reason: str | None = None
+
+    @property
+    def plugin_id(self) -> str:
+        return self.source.plugin_id
+
+    @property
+    def enabled(self) -> bool:
+        """``False`` when configuration or environment excludes the plugin."""
+        return self.status != "disabled"
+
+
+@attrs.frozen
+class Survey:
+    """Every discovered plugin's :class:`SurveyEntry` in scan order, and the unreadable
+    distributions (``problems``, one line each)."""
+
+    entries: tuple[SurveyEntry, ...]
+    problems: tuple[str, ...] = ()
+
+    def loadable(self) -> list[PluginSource]:
+        """The sources that may be imported: neither excluded nor refused."""
+        return [entry.source for entry in self.entries if entry.status == "discovered"]
+
+    def find(self, plugin_id: str) -> list[SurveyEntry]:
+        """Every entry claiming ``plugin_id`` (more than one for a duplicate id)."""
+        return [entry for entry in self.entries if entry.plugin_id == plugin_id]
+
+
+def survey(
+    exclusion_reason: ExclusionRule | None = None,
+    *,
+    group: str = PLUGIN_GROUP,
+    sources: Sequence[PluginSource] | None = None,
+    kernel_version: str | None = None,
+) -> Survey:
+    """Judge every discovered plugin without importing it.
+
+    In order: a plugin excluded by ``exclusion_reason`` is ``disabled``; among
+    the rest, every claimant of a duplicate id is ``failed``, and so is one
+    whose distribution's mofa-kernel requirement is not met. ``sources``
+    defaults to a fresh :func:`scan_with_problems` of ``group``.
+    """
+    problems: tuple[str, ...] = ()
+    if sources is None:
+        scanned = scan_with_problems(group)
+        sources, problems = scanned.sources, scanned.problems
+    verdicts: dict[int, SurveyEntry] = {}
+    candidates: list[PluginSource] = []
+    for index, source in enumerate(sources):
+        reason = exclusion_reason(source) if exclusion_reason is not None else None
+        if reason is not None:
+            verdicts[index] = SurveyEntry(source, "disabled", reason)
+        else:
+            candidates.append(source)
+    duplicates = find_duplicates(candidates)
+    for index, source in enumerate(sources):
+        if index in verdicts:
+            continue
+        if source.plugin_id in duplicates:
+            message = duplicate_message(source.plugin_id, duplicates[source.plugin_id])
+            verdicts[index] = SurveyEntry(source, "failed", message)
+            continue
+        refusal = kernel_requirement_error(source, kernel_version)
+        if refusal is not None:
+            verdicts[index] = SurveyEntry(source, "failed", refusal)
+        else:
+            verdicts[index] = SurveyEntry(source, "discovered")
+    return Survey(tuple(verdicts[i] for i in range(len(sources))), problems)
+
+
+def load_plugin_object(source: PluginSource) -> object:
+    """Import ``source``'s entry point and return the plugin object it stands for.
+
+    An :class:`AgentPlugin` subclass is instantiated; a zero-argument factory
+    (a callable that is not a class) is called; a module or other object
+    carrying ``@hookimpl`` functions is returned as it is (a class carrying
+    them is instantiated). Anything going wrong raises
+    :class:`PluginLoadError` with a one-line message (exception type,
+    message, and the file and line that failed) and the original exception
+    as ``__cause__``.
+    """
+    try:
+        named = importlib.metadata.EntryPoint(
+            name=source.plugin_id, value=source.entry_point, group=source.group
+        ).load()
+    except (Exception, SystemExit) as exc:
+        raise _load_error(source, "cannot import", exc) from exc
+    try:
+        return _plugin_object(named)
+    except _NotAPlugin as exc:
+        raise PluginLoadError(
+            f"plugin {source.plugin_id!r} from {source.describe()}: {exc}",
+            plugin_id=source.plugin_id,
+            distribution=source.distribution,
+            entry_point=source.entry_point,
+        ) from None
+    except (Exception, SystemExit) as exc:
+        raise _load_error(source, "cannot build", exc) from exc
+
+
+class _NotAPlugin(TypeError):
+    """The entry point names something that is no kind of plugin."""
+
+
+def _carries_hookimpls(obj: object) -> bool:
+    """Whether ``obj`` has a ``@hookimpl`` member, found without running its properties."""
+    namespaces: list[Mapping[str, object]]
+    if inspect.ismodule(obj):
+        namespaces = [vars(obj)]
+    elif isinstance(obj, type):
+        namespaces = [vars(cls) for cls in obj.__mro__]
+    else:
+        namespaces = [vars(cls) for cls in type(obj).__mro__]
+        namespaces.append(getattr(obj, "__dict__", {}))
+    for namespace in namespaces:
+        for member in namespace.values():
+            target = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+            if callable(target) and getattr(target, _HOOKIMPL_MARK, None) is not None:
+                return True
+    return False
+
+
+def _plugin_object(named: object) -> object:
+    if isinstance(named, type):
+        if issubclass(named, AgentPlugin):
+            return named()
+        if _carries_hookimpls(named):
+            return named()
+        raise _NotAPlugin(
+            f"{named.__qualname__} is a class that neither derives from AgentPlugin "
+            f"nor carries @hookimpl functions"
+        )
+    if isinstance(named, AgentPlugin) or _carries_hookimpls(named):
+        return named
+    if inspect.ismodule(named):
+        raise _NotAPlugin(f"module {named.__name__} carries no @hookimpl functions")
+    if callable(named):
+        made = named()
+        if inspect.isawaitable(made):
+            if inspect.iscoroutine(made):
+                made.close()
+            raise _NotAPlugin("the factory is async; return the plugin from a plain function")
+        if isinstance(made, AgentPlugin) or (
+            not isinstance(made, type) and _carries_hookimpls(made)
+        ):
+            return made
+        raise _NotAPlugin(
+            f"the factory returned {type(made).__name__}, not an AgentPlugin "
+            f"or an object carrying @hookimpl functions"
+        )
+    raise _NotAPlugin(
+        f"{type(named).__name__} object is not a plugin: expected an AgentPlugin subclass, "
+        f"a factory, or a module of @hookimpl functions"
+    )
+
+
+def _load_error(source: PluginSource, doing: str, exc: BaseException) -> PluginLoadError:
+    where = _failure_location(exc)
+    at = f" ({where})" if where else ""
+    message = (
+        f"{doing} plugin {source.plugin_id!r} from {source.describe()}: "
+        f"{type(exc).__name__}: {_one_line(exc)}{at}"
+    )
+    return PluginLoadError(
+        message,
+        plugin_id=source.plugin_id,
+        distribution=source.distribution,
+        entry_point=source.entry_point,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError) and exc.msg:
+        return exc.msg
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else "(no message)"
+
+
+_IMPORTLIB_ROOT: Final = os.path.dirname(os.path.dirname(importlib.metadata.__file__ or ""))
+
+
+def _is_machinery(filename: str) -> bool:
+    return (
+        filename.startswith("<frozen")
+        or filename == __file__
+        or filename.startswith(_IMPORTLIB_ROOT + os.sep)
+    )
+
+
+def _failure_location(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost frame that is the plugin's code, not the import machinery."""
+    filename: str | None = None
+    lineno: int | None = None
+    if isinstance(exc, SyntaxError) and exc.filename:
+        filename, lineno = exc.filename, exc.lineno
+    else:
+        for frame, frame_lineno in traceback.walk_tb(exc.__traceback__):
+            candidate = frame.f_code.co_filename
+            if not _is_machinery(candidate):
+                filename, lineno = candidate, frame_lineno
+    if filename is None:
+        return None
+    return f"{_shorten(filename)}:{lineno}" if lineno else _shorten(filename)
+
+
+def _shorten(filename: str) -> str:
+    """The file relative to the ``sys.path`` entry it lies under, if any."""
+    path = Path(filename)
+    best: Path | None = None
+    for entry in sys.path:
+        if not entry:
+            continue
+        try:
+            relative = path.relative_to(entry)
+        except ValueError:
+            continue
+        if best is None or len(relative.parts) < len(best.parts):
+            best = relative
+    return best.as_posix() if best is not None else filename
