@@ -1,0 +1,21 @@
+"""Suite-wide test settings: hypothesis profiles.
+
+``MOFA_TEST_QUICK=1`` (what CI sets) selects the ``quick`` profile with few
+examples; ``HYPOTHESIS_PROFILE=thorough`` runs many more. No profile has a
+deadline: the first call of a code path can be slow on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile("quick", max_examples=15, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
+settings.load_profile(
+    "quick"
+    if os.environ.get("MOFA_TEST_QUICK") == "1"
+    else os.environ.get("HYPOTHESIS_PROFILE", "dev")
+)
