@@ -10,10 +10,8 @@ Importing this package discovers, loads and starts nothing. Heavier parts
 first use.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from ._context import PluginContext, SharedState
 from ._errors import (
@@ -36,10 +34,11 @@ from ._events import KernelEvent, PluginEvent, ReloadEvent
 from ._hookspecs import hookimpl, hookspec
 from ._metadata import JSONValue, PluginConfig, PluginMetadata
 from ._plugin import AgentPlugin, HotReloadable
+from ._public import publish as _publish
 from ._reload_config import HotReloadConfig, ReloadStrategy
 from ._types import PluginPriority, PluginState, PluginType
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._manager import PluginManager
     from ._serde import from_json, to_json
 
@@ -89,15 +88,15 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name == "__version__":
         from importlib.metadata import version
 
-        value: Any = version("mofa-kernel")
+        value: _typing.Any = version("mofa-kernel")
     elif name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value = getattr(_importlib.import_module(_LAZY[name], __name__), name)
         if isinstance(value, type):
-            value.__module__ = __name__
+            _publish(value)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
@@ -113,7 +112,7 @@ def _set_public_module() -> None:
     for name in __all__:
         obj = globals().get(name)
         if isinstance(obj, type) and obj.__module__.startswith(f"{__name__}._"):
-            obj.__module__ = __name__
+            _publish(obj)
 
 
 _set_public_module()

@@ -83,6 +83,13 @@ class KernelSection:
     deny: tuple[str, ...] = ()
     #: Seconds allowed for every lifecycle call and execute.
     timeout: float = 30.0
+    #: A plugin call that blocks the event loop longer than this many seconds is a
+    #: fault; 0 switches the watch off.
+    block_limit: float = 1.0
+
+    @property
+    def block_limit_or_none(self) -> float | None:
+        return self.block_limit or None
 
 
 @attrs.frozen
@@ -321,6 +328,7 @@ def _converter() -> cattrs.Converter:
             "allow": override(struct_hook=_names),
             "deny": override(struct_hook=_names),
             "timeout": override(struct_hook=_positive_seconds),
+            "block_limit": override(struct_hook=_seconds),
         },
         HotReloadSection: {
             "strategy": override(struct_hook=_strategy),

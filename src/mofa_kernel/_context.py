@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._events import KernelEvent
 from ._metadata import PluginConfig
-
-if TYPE_CHECKING:
-    from ._events import KernelEvent
 
 __all__ = ["EventSink", "PluginContext", "SharedState"]
 
 #: Where :meth:`PluginContext.emit_event` sends events: the kernel's event stream.
-EventSink = Callable[["KernelEvent"], None]
+EventSink = Callable[[KernelEvent], None]
 
 
 class SharedState:
@@ -30,14 +28,17 @@ class SharedState:
         self._lock = threading.Lock()
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key``, or ``default`` when missing."""
         with self._lock:
             return self._data.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``."""
         with self._lock:
             self._data[key] = value
 
     def remove(self, key: str) -> Any:
+        """Delete ``key`` and return its value (``None`` if it was missing)."""
         with self._lock:
             return self._data.pop(key, None)
 
@@ -49,6 +50,7 @@ class SharedState:
             return new
 
     def keys(self) -> list[str]:
+        """The keys, in the order they were first set."""
         with self._lock:
             return list(self._data)
 
@@ -82,6 +84,7 @@ class PluginContext:
 
     @property
     def shared_state(self) -> SharedState:
+        """The store behind :meth:`get_state` and :meth:`set_state`, shared by the kernel."""
         return self._shared
 
     def with_config(self, config: PluginConfig, *, plugin_id: str | None = None) -> PluginContext:
@@ -109,9 +112,11 @@ class PluginContext:
         return self._shared.get(key, default)
 
     async def set_state(self, key: str, value: Any) -> None:
+        """Store ``value`` (any object) under ``key`` for every plugin of the kernel."""
         self._shared.set(key, value)
 
     async def remove_state(self, key: str) -> Any:
+        """Delete ``key`` and return its value (``None`` if it was missing)."""
         return self._shared.remove(key)
 
     async def update_state(self, key: str, fn: Callable[[Any], Any]) -> Any:

@@ -16,15 +16,37 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
+from ._public import publish
 from ._types import PluginState
 
 __all__ = ["KernelEvent", "PluginEvent", "ReloadEvent"]
+
 
 _str = attrs.validators.instance_of(str)
 
 
 def _path(value: str | Path) -> Path:
     return Path(value)
+
+
+def _bytes(value: bytes | bytearray | memoryview) -> bytes:
+    # bytes(5) would be five zero bytes and bytes("x") needs an encoding: take binary data only.
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
+def _duration(value: float) -> float:
+    # Seconds as a float; bool and str are refused rather than read as numbers.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"duration must be a number of seconds, got {value!r}")
+    return float(value)
+
+
+def _refuse_family(self: object) -> None:
+    if type(self) in (PluginEvent, ReloadEvent):
+        name = type(self).__name__
+        raise TypeError(f"{name} is a family of events: build one of its variants")
 
 
 @attrs.frozen
@@ -39,6 +61,8 @@ class PluginEvent:
 
     #: The variant's name, as used on the wire (``{"StateChanged": {...}}``).
     variant: ClassVar[str] = ""
+
+    __attrs_pre_init__ = _refuse_family
 
 
 @attrs.frozen(kw_only=True)
@@ -83,7 +107,7 @@ class _Custom(PluginEvent):
     variant: ClassVar[str] = "Custom"
     plugin_id: str = attrs.field(validator=_str)
     event_type: str = attrs.field(validator=_str)
-    data: bytes = attrs.field(default=b"", converter=bytes)
+    data: bytes = attrs.field(default=b"", converter=_bytes)
 
 
 @attrs.frozen
@@ -99,7 +123,10 @@ class ReloadEvent:
     StatePreserved: ClassVar[type[_StatePreserved]]
     StateRestored: ClassVar[type[_StateRestored]]
 
+    #: The variant's name, as used on the wire (``{"ReloadCompleted": {...}}``).
     variant: ClassVar[str] = ""
+
+    __attrs_pre_init__ = _refuse_family
 
 
 @attrs.frozen(kw_only=True)
@@ -119,7 +146,7 @@ class _ReloadCompleted(ReloadEvent):
     plugin_id: str = attrs.field(validator=_str)
     path: Path = attrs.field(converter=_path)
     success: bool = attrs.field(validator=attrs.validators.instance_of(bool))
-    duration: float = attrs.field(converter=float)
+    duration: float = attrs.field(converter=_duration)
 
 
 @attrs.frozen(kw_only=True)
@@ -180,11 +207,12 @@ KernelEvent: TypeAlias = PluginEvent | ReloadEvent
 
 
 def _attach(family: type, variants: tuple[type, ...]) -> None:
-    # Public names read ``PluginEvent.StateChanged`` in reprs, docs and pickles.
+    # Public names read ``mofa_kernel.PluginEvent.StateChanged`` in reprs, docs and pickles.
     for cls in variants:
         name = cls.__name__.lstrip("_")
         cls.__name__ = name
         cls.__qualname__ = f"{family.__name__}.{name}"
+        publish(cls)
         setattr(family, name, cls)
 
 

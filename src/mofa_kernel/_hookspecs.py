@@ -34,39 +34,50 @@ class LifecycleHooks:
 
     @hookspec(firstresult=True)
     def plugin_metadata(self) -> PluginMetadata:  # type: ignore[empty-body]
-        """Return the plugin's :class:`~mofa_kernel.PluginMetadata`. Required."""
+        """Return the plugin's :class:`~mofa_kernel.PluginMetadata`. Required.
+
+        Called once, when the plugin is registered; a plain function, never ``async``.
+        """
 
     @hookspec(firstresult=True)
     def load(self, ctx: PluginContext) -> None:
-        """Acquire resources; ``ctx`` is the plugin's :class:`~mofa_kernel.PluginContext`."""
+        """Acquire resources; ``ctx`` is the plugin's :class:`~mofa_kernel.PluginContext`.
+
+        Called on Unloaded -> Loaded. Keep ``ctx``: it holds the plugin's
+        configuration, the shared state and the way to emit events.
+        """
 
     @hookspec(firstresult=True)
     def init_plugin(self) -> None:
-        """Apply configuration after loading."""
+        """Apply configuration (``ctx.config``) after loading; the plugin stays Loaded."""
 
     @hookspec(firstresult=True)
     def start(self) -> None:
-        """Begin serving."""
+        """Begin serving: called on Loaded -> Running, once every dependency is running."""
 
     @hookspec(firstresult=True)
     def pause(self) -> None:
-        """Stop serving for a while, keeping resources."""
+        """Stop serving for a while, keeping resources: Running -> Paused."""
 
     @hookspec(firstresult=True)
     def resume(self) -> None:
-        """Serve again after a pause."""
+        """Serve again after a pause: Paused -> Running."""
 
     @hookspec(firstresult=True)
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving: Running or Paused -> Loaded, in reverse start order."""
 
     @hookspec(firstresult=True)
     def unload(self) -> None:
-        """Release resources."""
+        """Release what ``load`` acquired: Loaded (or Error) -> Unloaded."""
 
     @hookspec(firstresult=True)
     def execute(self, input: str) -> str:  # type: ignore[empty-body]
-        """Do the plugin's work on ``input`` and return the answer. Required."""
+        """Do the plugin's work on ``input`` and return the answer (a ``str``). Required.
+
+        To reject one input, raise :class:`~mofa_kernel.PluginExecutionError`:
+        the plugin stays running. Any other exception puts it in the error state.
+        """
 
     @hookspec(firstresult=True)
     def health_check(self) -> bool:  # type: ignore[empty-body]

@@ -44,38 +44,53 @@ class PluginMetadata:
     ('memory',)
     """
 
+    #: The plugin id: unique in one kernel, and the entry point's name.
     id: str = attrs.field(validator=attrs.validators.instance_of(str))
+    #: A name for people.
     name: str = attrs.field(validator=attrs.validators.instance_of(str))
+    #: What the plugin is for.
     plugin_type: PluginType = attrs.field(validator=attrs.validators.instance_of(PluginType))
+    #: The plugin's own version.
     version: str = attrs.field(default="1.0.0", validator=attrs.validators.instance_of(str))
+    #: One or two sentences for listings.
     description: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    #: Start order among plugins that are free to start together (higher first).
     priority: PluginPriority = attrs.field(default=PluginPriority.NORMAL, converter=PluginPriority)
+    #: Ids of the plugins that must be running before this one starts.
     dependencies: tuple[str, ...] = attrs.field(
         default=(), converter=_str_tuple, validator=_strings
     )
+    #: Free-form tags saying what the plugin can do.
     capabilities: tuple[str, ...] = attrs.field(
         default=(), converter=_str_tuple, validator=_strings
     )
+    #: Who wrote it, if known.
     author: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
     )
 
     def with_version(self, version: str) -> PluginMetadata:
+        """A copy with ``version`` set."""
         return attrs.evolve(self, version=version)
 
     def with_description(self, description: str) -> PluginMetadata:
+        """A copy with ``description`` set."""
         return attrs.evolve(self, description=description)
 
     def with_priority(self, priority: PluginPriority) -> PluginMetadata:
+        """A copy with ``priority`` set."""
         return attrs.evolve(self, priority=priority)
 
     def with_dependency(self, dep_id: str) -> PluginMetadata:
+        """A copy that also depends on ``dep_id``."""
         return attrs.evolve(self, dependencies=(*self.dependencies, dep_id))
 
     def with_capability(self, capability: str) -> PluginMetadata:
+        """A copy that also has ``capability``."""
         return attrs.evolve(self, capabilities=(*self.capabilities, capability))
 
     def with_author(self, author: str | None) -> PluginMetadata:
+        """A copy with ``author`` set."""
         return attrs.evolve(self, author=author)
 
 
@@ -141,8 +156,11 @@ class PluginConfig:
     True
     """
 
+    #: The plugin's own settings, as JSON data (``[plugins.<id>.settings]`` in TOML).
     settings: dict[str, JSONValue] = attrs.field(factory=dict, converter=_settings)
+    #: Whether the plugin is loaded at all.
     enabled: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    #: Whether ``start_all`` starts it.
     auto_start: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
     def get(self, key: str, default: JSONValue = None) -> JSONValue:
@@ -151,9 +169,12 @@ class PluginConfig:
 
     def set(self, key: str, value: object) -> None:
         """Store ``value`` (JSON data) under ``key``; anything else raises PluginConfigError."""
+        if not isinstance(key, str):
+            raise PluginConfigError(f"settings: keys must be strings, got {key!r}")
         self.settings[key] = to_json_value(value, path=f"settings.{key}")
 
     def contains(self, key: str) -> bool:
+        """Whether ``key`` is set (to any value, ``None`` included)."""
         return key in self.settings
 
     @overload
@@ -170,12 +191,15 @@ class PluginConfig:
         raise PluginConfigError(f"settings.{key}: expected {what}, got {_kind(value)}")
 
     def get_string(self, key: str, default: str | None = None) -> str | None:
+        """The string under ``key``; ``default`` if missing."""
         return self._typed(key, str, "a string", default)
 
     def get_bool(self, key: str, default: bool | None = None) -> bool | None:
+        """The boolean under ``key``; ``default`` if missing."""
         return self._typed(key, bool, "a boolean", default)
 
     def get_int(self, key: str, default: int | None = None) -> int | None:
+        """The integer under ``key`` (a boolean is not one); ``default`` if missing."""
         return self._typed(key, int, "an integer", default)
 
     def get_i64(self, key: str, default: int | None = None) -> int | None:
@@ -186,7 +210,7 @@ class PluginConfig:
         return value
 
     def get_float(self, key: str, default: float | None = None) -> float | None:
-        """A number; integers are accepted and returned as floats."""
+        """The number under ``key``, as a float (integers are accepted); ``default`` if missing."""
         if key not in self.settings:
             return default
         value = self.settings[key]
@@ -195,9 +219,11 @@ class PluginConfig:
         raise PluginConfigError(f"settings.{key}: expected a number, got {_kind(value)}")
 
     def get_list(self, key: str, default: list[JSONValue] | None = None) -> list[JSONValue] | None:
+        """The array under ``key``; ``default`` if missing."""
         return self._typed(key, list, "an array", default)
 
     def get_dict(
         self, key: str, default: dict[str, JSONValue] | None = None
     ) -> dict[str, JSONValue] | None:
+        """The object under ``key``; ``default`` if missing."""
         return self._typed(key, dict, "an object", default)

@@ -24,6 +24,15 @@ def _non_negative_seconds(instance: object, attribute: attrs.Attribute[Any], val
         raise ValueError(f"{attribute.name} must be finite and not negative, got {value!r}")
 
 
+def _seconds(value: float) -> float:
+    # Whole seconds read as floats; anything else is left for the validator to refuse.
+    return float(value) if type(value) is int else value
+
+
+def _delay(value: float | None) -> float | None:
+    return None if value is None else _seconds(value)
+
+
 def _check_strategy(instance: ReloadStrategy, attribute: object, value: str) -> None:
     if value not in _STRATEGY_VARIANTS:
         raise ValueError(
@@ -46,7 +55,7 @@ class ReloadStrategy:
 
     variant: str = attrs.field(validator=_check_strategy)
     #: Seconds of quiet for ``Debounced``, else ``None``.
-    delay: float | None = attrs.field(default=None, converter=attrs.converters.optional(float))
+    delay: float | None = attrs.field(default=None, converter=_delay)
 
     IMMEDIATE: ClassVar[ReloadStrategy]
     MANUAL: ClassVar[ReloadStrategy]
@@ -91,7 +100,9 @@ class HotReloadConfig:
     preserve_state: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     auto_rollback: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     max_reload_attempts: int = attrs.field(default=3, validator=_count)
-    reload_cooldown: float = attrs.field(default=5.0, validator=_non_negative_seconds)
+    reload_cooldown: float = attrs.field(
+        default=5.0, converter=_seconds, validator=_non_negative_seconds
+    )
 
     def with_strategy(self, strategy: ReloadStrategy) -> HotReloadConfig:
         return attrs.evolve(self, strategy=strategy)

@@ -51,6 +51,9 @@ def _check_type_variant(instance: PluginType, attribute: object, value: str) -> 
 class PluginType:
     """What a plugin is for: one of eight built-in kinds, or a custom one.
 
+    The built-in kinds are class attributes: ``LLM``, ``TOOL``, ``STORAGE``,
+    ``MEMORY``, ``VECTOR_DB``, ``COMMUNICATION``, ``MONITOR`` and ``SKILL``.
+
     >>> PluginType.TOOL
     PluginType.TOOL
     >>> PluginType.custom("my-kind").custom_name
@@ -85,9 +88,9 @@ class PluginType:
     def parse(cls, text: str) -> PluginType:
         """Read a kind from a person: a variant or attribute name in any case, else custom.
 
-        ``"tool"``, ``"Tool"`` and ``"TOOL"`` give :attr:`TOOL`; ``"vector_db"``
-        and ``"VectorDB"`` give :attr:`VECTOR_DB`; anything else is
-        ``PluginType.custom(text)``.
+        ``"tool"``, ``"Tool"`` and ``"TOOL"`` give ``PluginType.TOOL``;
+        ``"vector_db"`` and ``"VectorDB"`` give ``PluginType.VECTOR_DB``;
+        anything else is ``PluginType.custom(text)``.
         """
         folded = text.replace("_", "").replace("-", "").lower()
         for variant in _TYPE_VARIANTS:
@@ -97,6 +100,7 @@ class PluginType:
 
     @property
     def is_custom(self) -> bool:
+        """Whether this is a custom kind."""
         return self.variant == "Custom"
 
     def __repr__(self) -> str:
@@ -128,6 +132,10 @@ def _check_state_variant(instance: PluginState, attribute: object, value: str) -
 class PluginState:
     """Where a plugin is in its lifecycle.
 
+    The states without a payload are class attributes: ``UNLOADED``,
+    ``LOADING``, ``LOADED``, ``RUNNING`` and ``PAUSED``. A failed plugin is in
+    ``PluginState.error(message)``.
+
     >>> PluginState.RUNNING
     PluginState.RUNNING
     >>> PluginState.error("boom").message
@@ -152,6 +160,7 @@ class PluginState:
 
     @property
     def is_error(self) -> bool:
+        """Whether this is the error state."""
         return self.variant == "Error"
 
     def __repr__(self) -> str:
@@ -182,5 +191,5 @@ class PluginPriority(enum.IntEnum):
 
     @property
     def variant(self) -> str:
-        """The serde variant name: ``"Low"``, ``"Normal"``, ``"High"`` or ``"Critical"``."""
+        """The serde variant name (``"Low"``, ``"Normal"``, ``"High"`` or ``"Critical"``)."""
         return self.name.capitalize()

@@ -54,6 +54,7 @@ def make_manager(settings: KernelSettings) -> PluginManager:
     return PluginManager(
         agent_id=settings.kernel.agent_id,
         timeout=settings.kernel.timeout,
+        block_limit=settings.kernel.block_limit_or_none,
         hot_reload=settings.hot_reload.to_config(),
         settings=settings,
     )

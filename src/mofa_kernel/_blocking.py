@@ -1,0 +1,153 @@
+"""Noticing a plugin that blocks the event loop, and which one it was.
+
+A deadline cannot interrupt code that never awaits (``time.sleep``, a busy
+loop, a blocking socket): the loop is stuck until it returns. :class:`LoopMonitor`
+notices it from outside. The loop stamps a heartbeat every ``limit / 4``
+seconds; a watcher thread checks the stamp, and when it is older than
+``limit`` it looks at the loop thread's stack to see which plugin call is
+running. The incident is handed back to the loop (``on_block``) as soon as
+the loop runs again, where the manager reports it like any other fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+import attrs
+
+__all__ = ["BlockIncident", "LoopMonitor"]
+
+
+@attrs.frozen
+class BlockIncident:
+    """``hook`` of ``plugin_id`` blocked the loop for over ``limit`` seconds, at ``where``."""
+
+    plugin_id: str
+    hook: str
+    limit: float
+    where: str
+
+    def describe(self) -> str:
+        return f"blocked the event loop for over {self.limit:g}s ({self.where})"
+
+
+#: Finds (plugin id, hook) from a frame of the manager's own code, or None.
+FrameReader = Callable[[FrameType], "tuple[str, str] | None"]
+
+
+class LoopMonitor:
+    """A heartbeat in the loop and a thread watching it; see the module docstring."""
+
+    def __init__(
+        self,
+        limit: float,
+        anchors: dict[CodeType, FrameReader],
+        on_block: Callable[[BlockIncident], None],
+    ) -> None:
+        self.limit = limit
+        self._anchors = anchors
+        self._on_block = on_block
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._beat = time.monotonic()
+        self._handle: asyncio.TimerHandle | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: list[BlockIncident] = []
+        self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> bool:
+        """Whether incidents wait to be delivered."""
+        return bool(self._pending)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Watch ``loop`` (the running loop, called from its thread)."""
+        if self.running and self._loop is loop:
+            return
+        self.stop()
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._beat = time.monotonic()
+        self._stop = threading.Event()
+        self._handle = loop.call_later(self.limit / 4, self._heartbeat)
+        self._thread = threading.Thread(
+            target=self._watch, name="mofa-kernel loop monitor", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Hand the incidents seen so far to ``on_block`` (in the loop's thread)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for incident in pending:
+            self._on_block(incident)
+
+    def _heartbeat(self) -> None:
+        self._beat = time.monotonic()
+        if self._pending:
+            self.deliver()
+        loop = self._loop
+        if loop is not None and not self._stop.is_set():
+            self._handle = loop.call_later(self.limit / 4, self._heartbeat)
+
+    def _watch(self) -> None:
+        reported_beat = -1.0
+        while not self._stop.wait(self.limit / 4):
+            beat = self._beat
+            stuck = time.monotonic() - beat
+            if stuck < self.limit or beat == reported_beat:
+                continue
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                return
+            incident = self._inspect()
+            if incident is not None:
+                reported_beat = beat  # one report per blocked stretch
+                with self._lock:
+                    self._pending.append(incident)
+
+    def _inspect(self) -> BlockIncident | None:
+        frame: FrameType | None = sys._current_frames().get(self._loop_thread)
+        innermost = frame
+        while frame is not None:
+            reader = self._anchors.get(frame.f_code)
+            if reader is not None:
+                found = reader(frame)
+                if found is not None:
+                    plugin_id, hook = found
+                    return BlockIncident(plugin_id, hook, self.limit, _where(innermost))
+            frame = frame.f_back
+        return None
+
+
+def _where(frame: FrameType | None) -> str:
+    if frame is None:
+        return "unknown"
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def frame_local(frame: FrameType, name: str) -> Any:
+    """A local variable of a frame of another thread (read only)."""
+    return frame.f_locals.get(name)

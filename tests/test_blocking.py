@@ -1,0 +1,104 @@
+"""A plugin that blocks the event loop is noticed, named, and put in the error state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mofa_kernel import (
+    AgentPlugin,
+    KernelEvent,
+    PluginEvent,
+    PluginManager,
+    PluginMetadata,
+    PluginState,
+    PluginType,
+)
+
+
+class Sleeper(AgentPlugin):
+    """Blocks the loop with a synchronous sleep in the step named ``where``."""
+
+    def __init__(self, pid: str, where: str = "", seconds: float = 0.4, deps: tuple[str, ...] = ()):
+        self.metadata = PluginMetadata(pid, pid, PluginType.TOOL, dependencies=deps)
+        self.where = where
+        self.seconds = seconds
+
+    def _maybe_block(self, step: str) -> None:
+        if step == self.where:
+            time.sleep(self.seconds)  # the fault under test
+
+    async def start(self) -> None:
+        self._maybe_block("start")
+
+    async def execute(self, input: str) -> str:
+        self._maybe_block("execute")
+        return input
+
+
+def _errors(manager: PluginManager) -> tuple[list[str], asyncio.Event]:
+    seen: list[str] = []
+    arrived = asyncio.Event()
+
+    def listen(event: KernelEvent) -> None:
+        if isinstance(event, PluginEvent.PluginError):
+            seen.append(f"{event.plugin_id}: {event.error}")
+            arrived.set()
+
+    manager.add_listener(listen)
+    return seen, arrived
+
+
+async def test_blocking_execute_is_reported_with_its_line() -> None:
+    async with PluginManager(block_limit=0.1) as manager:
+        errors, arrived = _errors(manager)
+        manager.register(Sleeper("sleepy", where="execute"))
+        manager.register(Sleeper("calm"))
+        await manager.start_all()
+        assert await manager.execute("sleepy", "x") == "x"  # the call itself completes
+        await asyncio.wait_for(arrived.wait(), 5)
+        [error] = errors
+        assert error.startswith(
+            "sleepy: execute failed: blocked the event loop for over 0.1s (test_blocking.py:"
+        )
+        assert manager.state("sleepy").is_error
+        assert manager.state("calm") == PluginState.RUNNING
+        assert await manager.execute("calm", "y") == "y"
+
+
+async def test_blocking_start_fails_the_start_and_skips_dependents() -> None:
+    async with PluginManager(block_limit=0.1) as manager:
+        manager.register(Sleeper("sleepy", where="start"))
+        manager.register(Sleeper("needs-sleepy", deps=("sleepy",)))
+        manager.register(Sleeper("calm"))
+        report = await manager.start_all()
+        error = report.outcomes["sleepy"].error or ""
+        assert error.startswith("start failed: blocked the event loop for over 0.1s")
+        assert report.outcomes["needs-sleepy"].status == "skipped"
+        assert report.outcomes["calm"].status == "ok"
+
+
+async def test_short_work_and_host_blocking_are_not_blamed_on_plugins() -> None:
+    async with PluginManager(block_limit=0.1) as manager:
+        errors, _ = _errors(manager)
+        manager.register(Sleeper("quick", where="execute", seconds=0.01))
+        await manager.start_all()
+        assert await manager.execute("quick", "x") == "x"
+        time.sleep(0.3)  # the host itself blocks: no plugin is running  # noqa: ASYNC251
+        await asyncio.sleep(0.1)  # give the heartbeat its turn
+        assert errors == []
+        assert manager.state("quick") == PluginState.RUNNING
+
+
+@pytest.mark.parametrize("limit", [None])
+async def test_watching_can_be_switched_off(limit: float | None) -> None:
+    async with PluginManager(block_limit=limit) as manager:
+        errors, _ = _errors(manager)
+        manager.register(Sleeper("sleepy", where="execute", seconds=0.2))
+        await manager.start_all()
+        assert await manager.execute("sleepy", "x") == "x"
+        await asyncio.sleep(0.05)
+        assert errors == []
+        assert manager.state("sleepy") == PluginState.RUNNING
