@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from types import CoroutineType, TracebackType
+from types import CodeType, CoroutineType, FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import pluggy
 
 from ._adapters import as_agent_plugin, has_hooks
+from ._blocking import BlockIncident, FrameReader, LoopMonitor, frame_local
 from ._context import PluginContext, SharedState
 from ._deadline import CallTable, DeadlineExceeded, Watchdog, call_with_deadline
 from ._errors import (
@@ -45,11 +47,23 @@ from ._types import PluginState
 if TYPE_CHECKING:
     from ._config import KernelSettings
     from ._discovery import PluginSource
+    from ._reload import HotReloader
 
 __all__ = ["PluginManager"]
 
 _monotonic = time.monotonic
+_logger = logging.getLogger("mofa_kernel")
 _NOT_EXPIRED: Final = object()
+
+
+def _read_execute_frame(frame: FrameType) -> tuple[str, str] | None:
+    slot = frame_local(frame, "slot")
+    return (slot.id, "execute") if isinstance(slot, _Slot) else None
+
+
+def _read_invoke_frame(frame: FrameType) -> tuple[str, str] | None:
+    slot, hook = frame_local(frame, "slot"), frame_local(frame, "hook")
+    return (slot.id, hook) if isinstance(slot, _Slot) and isinstance(hook, str) else None
 
 
 def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[None]:
@@ -81,7 +95,8 @@ _RETURNS_NOTHING: Final = frozenset(
 
 
 class _WrongReturn(Exception):
-    """A lifecycle hook returned a value where it must return nothing."""
+    """A plugin call misbehaved without raising: a value where nothing is due, or a
+    blocked event loop noticed while the call was running."""
 
 
 async def _as_coroutine(value: Any) -> Any:
@@ -125,6 +140,7 @@ class _Slot:
         "initialized",
         "loaded",
         "metadata",
+        "pending_fault",
         "plugin",
         "reason",
         "source",
@@ -162,6 +178,8 @@ class _Slot:
         self.loaded = False
         self.table: CallTable  # set by the manager: the in-flight executes
         self.idle_waiters: list[asyncio.Future[None]] = []
+        #: A fault noticed while a lifecycle call was still running (a blocked loop).
+        self.pending_fault: str | None = None
         self.hooks_registered = False
 
     @property
@@ -210,9 +228,14 @@ class PluginManager:
         timeout: float | None = 30.0,
         hot_reload: HotReloadConfig | None = None,
         settings: KernelSettings | None = None,
+        block_limit: float | None = 1.0,
     ) -> None:
         self.agent_id = agent_id
         self.timeout = timeout
+        #: A plugin call that keeps the event loop blocked for longer than this many
+        #: seconds is a fault (``None``: do not watch).
+        self.block_limit = block_limit
+        self._monitor: LoopMonitor | None = None
         self.hot_reload = hot_reload if hot_reload is not None else HotReloadConfig()
         self._settings = settings
         self._slots: dict[str, _Slot] = {}
@@ -245,6 +268,7 @@ class PluginManager:
         return cls(
             agent_id=settings.kernel.agent_id,
             timeout=settings.kernel.timeout,
+            block_limit=settings.kernel.block_limit_or_none,
             hot_reload=settings.hot_reload.to_config(),
             settings=settings,
         )
@@ -337,24 +361,27 @@ class PluginManager:
         A plugin that fails to import, a duplicate id, or a distribution that
         needs another mofa-kernel is recorded as failed; the rest carry on.
         """
+        from ._cache import MetadataNotes
         from ._config import Selection
-        from ._discovery import find_duplicates, kernel_requirement_error, load_plugin_object, scan
+        from ._discovery import load_plugin_object, survey
 
         settings = self.settings
         selection = Selection.from_settings(settings, os.environ)
-        sources = scan()
-        duplicates = find_duplicates(sources)
+        found = survey(selection.exclusion_reason)
+        notes = MetadataNotes.before(found.loadable())  # for `plugins list`, without importing
+        for unreadable in found.problems:
+            _logger.warning("%s", unreadable)
         records: list[PluginRecord] = []
-        for source in sources:
+        for entry in found.entries:
+            source = entry.source
             pid = source.plugin_id
             section = settings.plugins.get(pid)
             config = section.to_plugin_config() if section is not None else PluginConfig()
             timeout = section.timeout if section is not None and section.timeout else None
             if pid in self._slots and self._slots[pid].source == source:
-                records.append(self.record(pid))
+                records.append(self.record(pid))  # found by an earlier discover()
                 continue
-            reason = selection.exclusion_reason(source)
-            if reason is not None:
+            if entry.status == "disabled":
                 record = PluginRecord(
                     plugin_id=pid,
                     status="disabled",
@@ -362,23 +389,16 @@ class PluginManager:
                     enabled=False,
                     config=config,
                     source=source,
-                    reason=reason,
+                    reason=entry.reason,
                 )
                 self._excluded[pid] = record
                 records.append(record)
                 continue
             problem: str | None = None
-            if pid in duplicates:
-                claimants = " and ".join(
-                    f"{s.distribution or '?'} {s.distribution_version or ''}".strip()
-                    + f" ({s.entry_point})"
-                    for s in duplicates[pid]
-                )
-                problem = f"plugin id {pid!r} is claimed by {claimants}; neither is loaded"
+            if entry.status == "failed":
+                problem = entry.reason or "refused"
             elif pid in self._slots:
                 problem = f"plugin id {pid!r} is already registered in-process"
-            else:
-                problem = kernel_requirement_error(source)
             if problem is None:
                 try:
                     obj = load_plugin_object(source)
@@ -389,12 +409,14 @@ class PluginManager:
                             f"{agent.metadata.id!r}; they must match"
                         )
                     self._add(agent, obj, config=config, timeout=timeout, source=source)
+                    notes.learned(source, agent.metadata)
                 except PluginError as exc:
                     problem = str(exc)
             if problem is not None:
                 self._add_failed(pid, problem, config, timeout, source)
             records.append(self.record(pid))
-        return DiscoveryReport(records=tuple(records))
+        notes.save()
+        return DiscoveryReport(records=tuple(records), problems=found.problems)
 
     def _add_failed(
         self,
@@ -563,6 +585,27 @@ class PluginManager:
             self._take_down_dependents(slot.id)
         return error
 
+    def _watch_loop(self) -> None:
+        """Start watching for plugins that block the event loop (see ``_blocking``)."""
+        if self.block_limit is None:
+            return
+        if self._monitor is None:
+            anchors: dict[CodeType, FrameReader] = {
+                PluginManager.execute.__code__: _read_execute_frame,
+                PluginManager._invoke.__code__: _read_invoke_frame,
+            }
+            self._monitor = LoopMonitor(self.block_limit, anchors, self._blocked)
+        self._monitor.start(asyncio.get_running_loop())
+
+    def _blocked(self, incident: BlockIncident) -> None:
+        slot = self._slots.get(incident.plugin_id)
+        if slot is None or slot.state.is_error:
+            return
+        if slot.busy:  # its lifecycle call is still running: it fails when that returns
+            slot.pending_fault = incident.describe()
+            return
+        self._fail(slot, incident.hook, None, incident.describe())
+
     def _dependents_up(self, plugin_id: str) -> list[str]:
         """The running or paused plugins that need ``plugin_id``, last started first."""
         needed_by: dict[str, list[str]] = {}
@@ -649,6 +692,11 @@ class PluginManager:
                 result = await call_with_deadline(result, slot.timeout)
             if result is not None and hook in _RETURNS_NOTHING:
                 raise _WrongReturn(f"returned {type(result).__name__}, expected None")
+            if self._monitor is not None and self._monitor.pending:
+                self._monitor.deliver()  # it saw this call block the loop: fail it now
+            if slot.pending_fault is not None:
+                fault, slot.pending_fault = slot.pending_fault, None
+                raise _WrongReturn(fault)
         except BaseException as exc:
             self._trace_call(slot, hook, started, "failed")
             failure = self._plugin_failure(slot, hook, exc)
@@ -691,6 +739,7 @@ class PluginManager:
         """UNLOADED -> LOADING -> LOADED; emits PluginLoaded."""
         slot = self._slot(plugin_id)
         plugin = self._check(slot, "load", (UNLOADED,))
+        self._watch_loop()
         slot.busy = True
         try:
             slot.ctx = PluginContext(
@@ -1249,3 +1298,137 @@ class PluginManager:
         await self.unload_all()
         await self.settle()
         self._watchdog.disarm()
+        if self._monitor is not None:
+            self._monitor.stop()
+
+    # -- hot reload -----------------------------------------------------------------------
+    # The reloader lives in mofa_kernel._reload and is imported on first use, so a host that
+    # never hot-reloads never imports it (nor watchfiles). The ``_reload_*`` methods are the
+    # only places where it touches the manager's bookkeeping.
+
+    @property
+    def reloader(self) -> HotReloader:
+        """The hot reloader of this manager (made on first use; watches nothing until started)."""
+        reloader: HotReloader | None = getattr(self, "_hot_reloader", None)
+        if reloader is None:
+            from ._reload import HotReloader
+
+            reloader = self._hot_reloader = HotReloader(self)
+        return reloader
+
+    async def reload(self, plugin_id: str, *, force: bool = False) -> bool:
+        """Reload ``plugin_id``'s code now, whatever the strategy; ``True`` if new code serves.
+
+        Returns ``False`` when the code is unchanged since it was loaded (the
+        plugin's ``refresh()`` ran instead), unless ``force`` is set. Raises a
+        :class:`~mofa_kernel.PluginError` subclass naming the failed step,
+        file and line; the previous version then keeps serving.
+        """
+        return await self.reloader.reload(plugin_id, force=force)
+
+    async def start_hot_reload(self, *, watch_installs: bool | None = None) -> None:
+        """Watch every plugin's code (and, with ``watch_installs``, the installed distributions).
+
+        Returns once the watchers are armed. ``watch_installs=None`` watches
+        installs when this manager discovered plugins from entry points.
+        """
+        await self.reloader.start(watch_installs=watch_installs)
+
+    async def stop_hot_reload(self) -> None:
+        """Stop watching; wait for a reload in progress and for old instances to retire."""
+        reloader: HotReloader | None = getattr(self, "_hot_reloader", None)
+        if reloader is not None:
+            await reloader.stop()
+
+    def hot_reloading(
+        self, *, watch_installs: bool | None = None
+    ) -> contextlib.AbstractAsyncContextManager[HotReloader]:
+        """``async with manager.hot_reloading():`` watches plugin code for the block's duration."""
+        return self.reloader.watching(watch_installs=watch_installs)
+
+    def _reload_context(self, plugin_id: str) -> PluginContext:
+        """A context for a new instance of ``plugin_id``: its config, shared state and events."""
+        slot = self._slot(plugin_id)
+        return PluginContext(
+            self.agent_id,
+            slot.config,
+            plugin_id=slot.id,
+            shared_state=self._shared,
+            event_sink=self._bus.emit,
+        )
+
+    def _reload_initialized(self, plugin_id: str) -> bool:
+        return self._slot(plugin_id).initialized
+
+    def _reload_calls(self, plugin_id: str) -> tuple[object, ...]:
+        """The executes of ``plugin_id`` in flight now (their coroutines)."""
+        return tuple(self._slot(plugin_id).table.calls)
+
+    def _reload_swap(
+        self, plugin_id: str, agent: AgentPlugin, expected: PluginState, ctx: PluginContext | None
+    ) -> AgentPlugin:
+        """Put ``agent`` in place of the current instance, if the plugin is still ``expected``
+        and no lifecycle call runs; return the previous instance."""
+        slot = self._slot(plugin_id)
+        if slot.busy or slot.state != expected or slot.stopping:
+            raise InvalidStateError(
+                f"plugin {plugin_id!r} changed state during the reload (now {slot.state})",
+                plugin_id=plugin_id,
+                hook="reload",
+                expected=(expected,),
+                actual=slot.state,
+            )
+        old = self.replace_plugin(plugin_id, agent)
+        self._reload_register_hooks(slot, agent)
+        if ctx is not None:
+            slot.ctx = ctx
+        return old
+
+    def _reload_register_hooks(self, slot: _Slot, agent: AgentPlugin) -> None:
+        # A module-style plugin's hooks (on_plugin_event) are registered from its module.
+        from ._adapters import HookPlugin
+
+        if isinstance(agent, HookPlugin) and not slot.hooks_registered and has_hooks(agent.hooks):
+            self._pluggy.register(agent.hooks, name=slot.id)
+            slot.hooks_registered = True
+            self._refresh_observers()
+
+    def _reload_fill(self, plugin_id: str, agent: AgentPlugin) -> None:
+        """Give a plugin whose code could not be imported its first instance (UNLOADED)."""
+        slot = self._slot(plugin_id)
+        if slot.plugin is not None:
+            raise InvalidStateError(f"plugin {plugin_id!r} already has an instance")
+        if agent.metadata.id != plugin_id:
+            raise PluginLoadError(
+                f"the new code of {plugin_id!r} describes a plugin {agent.metadata.id!r}",
+                plugin_id=plugin_id,
+            )
+        slot.plugin = agent
+        slot.metadata = agent.metadata
+        slot.status = "registered"
+        slot.error = None
+        if has_hooks(agent):
+            self._pluggy.register(agent, name=plugin_id)
+            slot.hooks_registered = True
+            self._refresh_observers()
+        self._reload_register_hooks(slot, agent)
+        self._set_state(slot, UNLOADED)
+
+    def _reload_fail(self, plugin_id: str, message: str) -> None:
+        """Put ``plugin_id`` in the error state because a reload failed (no rollback wanted)."""
+        self._fail(self._slot(plugin_id), "reload", None, message)
+
+    def _reload_set_source(self, plugin_id: str, source: PluginSource) -> None:
+        """Record that ``plugin_id`` now comes from ``source`` (an upgraded distribution)."""
+        self._slot(plugin_id).source = source
+
+    def _reload_forget(self, plugin_id: str) -> None:
+        """Drop every trace of ``plugin_id`` (its distribution was uninstalled)."""
+        slot = self._slots.pop(plugin_id, None)
+        self._excluded.pop(plugin_id, None)
+        self._serving.pop(plugin_id, None)
+        self._up_order.pop(plugin_id, None)
+        self._load_order.pop(plugin_id, None)
+        if slot is not None and slot.hooks_registered:
+            self._pluggy.unregister(name=plugin_id)
+            self._refresh_observers()

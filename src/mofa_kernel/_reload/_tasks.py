@@ -1,0 +1,88 @@
+"""Finding the background tasks of one plugin instance, to cancel them when it retires.
+
+A task belongs to an instance when the first coroutine it runs outside
+asyncio's own code is that instance's code: a method of the instance
+(``self`` is it) or a function of the modules that instance was imported
+from (recognised by the identity of the module's global namespace, so the
+same file's code in the next version is told apart). This finds what a
+plugin starts with ``asyncio.create_task(self._loop())`` or from a module
+function; a task whose coroutine is entirely someone else's code (a
+library's server loop, say) is the plugin's to cancel in its ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from types import FrameType
+from typing import Any, Final
+
+__all__ = ["cancel_and_wait", "tasks_of"]
+
+_CHAIN_LIMIT: Final = 1000
+
+
+def _frames(coro: object) -> Iterator[FrameType]:
+    """The frames of a coroutine and of what it awaits, outermost first."""
+    link: Any = coro
+    for _ in range(_CHAIN_LIMIT):
+        if link is None:
+            return
+        frame = (
+            getattr(link, "cr_frame", None)
+            or getattr(link, "gi_frame", None)
+            or getattr(link, "ag_frame", None)
+        )
+        if frame is not None:
+            yield frame
+        link = (
+            getattr(link, "cr_await", None)
+            or getattr(link, "gi_yieldfrom", None)
+            or getattr(link, "ag_await", None)
+        )
+
+
+def _owner_frame(task: asyncio.Task[Any]) -> FrameType | None:
+    for frame in _frames(task.get_coro()):
+        module = frame.f_globals.get("__name__", "")
+        if module == "asyncio" or str(module).startswith("asyncio."):
+            continue
+        return frame
+    return None
+
+
+def tasks_of(instance: object, namespaces: set[int]) -> list[asyncio.Task[Any]]:
+    """The unfinished tasks running code of ``instance`` or of the modules in ``namespaces``."""
+    current = asyncio.current_task()
+    found = []
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        frame = _owner_frame(task)
+        if frame is None:
+            continue
+        if id(frame.f_globals) in namespaces or frame.f_locals.get("self") is instance:
+            found.append(task)
+    return found
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], timeout: float | None) -> list[str]:
+    """Cancel ``tasks`` and wait for them; one line for each that failed or would not end."""
+    pending = [task for task in tasks if not task.done()]
+    if not pending:
+        return []
+    for task in pending:
+        task.cancel()
+    done, still = await asyncio.wait(pending, timeout=timeout)
+    problems = []
+    for task in done:
+        if task.cancelled():
+            continue
+        exc = task.exception()
+        if exc is not None:
+            problems.append(
+                f"background task {task.get_name()} failed: {type(exc).__name__}: {exc}"
+            )
+    for task in still:
+        problems.append(f"background task {task.get_name()} did not end when cancelled")
+    return problems

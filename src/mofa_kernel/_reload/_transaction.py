@@ -1,0 +1,598 @@
+"""One reload attempt of one plugin, as a transaction: it serves new code, or nothing changed.
+
+The steps, for a plugin that is up (loaded, running or paused):
+
+1. syntax-check the sources that will be imported;
+2. snapshot the plugin's modules in ``sys.modules``;
+3. drop their cached bytecode, remove them from ``sys.modules``;
+4. import afresh, build the new instance, ``load`` and ``init_plugin`` it;
+5. ``save_state`` on the old instance, ``restore_state`` on the new one
+   (plain data only: the old code's objects never reach the new code);
+6. ``start`` it (and ``pause`` it, if the old one was paused);
+7. swap it in: one synchronous step, so every call after it reaches the new
+   instance while calls already running finish on the old one.
+
+The old instance then retires in the background: once its last call has
+returned it is stopped, its leftover background tasks are cancelled and
+awaited, and it is unloaded. If a step fails, the half-built instance is
+taken down, the module snapshot is put back, and the old instance never
+stopped serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import linecache
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from mofa_kernel._adapters import HookPlugin, as_agent_plugin
+from mofa_kernel._deadline import DeadlineExceeded, call_with_deadline
+from mofa_kernel._errors import (
+    PluginConfigError,
+    PluginError,
+    PluginInitError,
+    PluginLifecycleError,
+    PluginLoadError,
+    PluginNotFoundError,
+    PluginTimeoutError,
+)
+from mofa_kernel._events import PluginEvent, ReloadEvent
+from mofa_kernel._metadata import to_json_value
+from mofa_kernel._types import PluginState
+
+from ._code import (
+    CodeUnit,
+    Fingerprint,
+    ModuleSnapshot,
+    NotReloadable,
+    Recipe,
+    current_namespaces,
+    describe_failure,
+    drop_bytecode,
+    syntax_error,
+)
+from ._tasks import cancel_and_wait, tasks_of
+
+if TYPE_CHECKING:
+    from mofa_kernel._manager import PluginManager
+    from mofa_kernel._plugin import AgentPlugin
+    from mofa_kernel._records import PluginRecord
+    from mofa_kernel._reload_config import HotReloadConfig
+
+__all__ = ["Attempt", "Outcome", "Tracker"]
+
+UNLOADED: Final = PluginState.UNLOADED
+LOADING: Final = PluginState.LOADING
+LOADED: Final = PluginState.LOADED
+RUNNING: Final = PluginState.RUNNING
+PAUSED: Final = PluginState.PAUSED
+
+#: How long to wait for an old instance's calls and tasks when the plugin has no deadline.
+_NO_DEADLINE_WAIT: Final = 30.0
+#: How often to look again whether the old instance's last calls have returned.
+_CALLS_POLL: Final = 0.01
+
+_ERROR_FOR_STEP: Final[dict[str, type[PluginError]]] = {
+    "syntax check": PluginLoadError,
+    "import": PluginLoadError,
+    "construct": PluginLoadError,
+    "load": PluginLoadError,
+    "init_plugin": PluginInitError,
+}
+
+_NOTHING: Final = object()
+
+
+@attrs.define(eq=False)
+class Tracker:
+    """What the reloader knows about one plugin's code between reloads."""
+
+    plugin_id: str
+    wake: asyncio.Event = attrs.field(factory=asyncio.Event)
+    recipe: Recipe | None = None
+    unit: CodeUnit | None = None
+    #: Why this plugin cannot be reloaded, if it cannot.
+    problem: str | None = None
+    #: The fingerprint of the code that serves now (None: unknown, reload anything).
+    loaded: Fingerprint | None = None
+    #: Failed attempts per code fingerprint, and when the next may start (loop time).
+    failures: dict[str, int] = attrs.field(factory=dict)
+    retry_at: dict[str, float] = attrs.field(factory=dict)
+    #: A change waits to be handled.
+    pending: bool = False
+    first_change: float | None = None
+    last_change: float = 0.0
+    #: The last changed path, reported in the events.
+    path: Path | None = None
+    #: Manual strategy: changed on disk, waiting for a reload request.
+    stale: bool = False
+    #: Reload even if the code looks unchanged (an upgraded distribution).
+    force: bool = False
+    #: The code is an installed copy (beside its dist-info): changes are installs, upgrades.
+    installed: bool = False
+    #: State saved from an instance that was taken down, for the next one that loads.
+    carried: object = _NOTHING
+    worker: asyncio.Task[None] | None = None
+
+    def note(self, path: Path | None, now: float) -> None:
+        """A change was seen (``path=None``: look whether anything changed)."""
+        self.pending = True
+        self.last_change = now
+        if self.first_change is None:
+            self.first_change = now
+        if path is not None:
+            self.path = path
+        self.wake.set()
+
+    def report_path(self) -> Path:
+        if self.path is not None:
+            return self.path
+        if self.unit is not None:
+            return self.unit.main_file()
+        return Path(self.plugin_id)
+
+
+@attrs.frozen
+class Outcome:
+    """How an attempt ended: ``reloaded`` (new code serves), or ``error`` with the failure."""
+
+    reloaded: bool
+    error: PluginError | None = None
+    #: Another attempt at the same bytes could succeed (not a syntax error).
+    retryable: bool = True
+    #: The old instance's retirement, to await for a caller that wants it done.
+    retired: asyncio.Task[None] | None = None
+
+
+class _StepFailed(Exception):
+    """A step of the transaction failed; ``message`` is the line for ReloadFailed."""
+
+    def __init__(
+        self, step: str, message: str, *, timeout: float | None = None, final: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.message = message
+        self.timeout = timeout
+        self.final = final
+
+
+def _set_state(plugin: AgentPlugin, state: PluginState) -> None:
+    with contextlib.suppress(AttributeError):  # a read-only ``state`` property
+        plugin.state = state
+
+
+def offers(plugin: object, hook: str) -> bool:
+    """Whether ``plugin`` implements ``hook`` (``save_state``, ``restore_state``, ``refresh``)."""
+    if isinstance(plugin, HookPlugin):
+        return plugin.implements(hook)
+    return callable(getattr(plugin, hook, None))
+
+
+def _ours(exc: asyncio.CancelledError) -> bool:
+    """Whether a CancelledError is someone cancelling us, rather than plugin code raising it."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is None or cancelling() > 0
+
+
+class Attempt:
+    """One reload attempt of one plugin; :meth:`run` never raises for the plugin's failures."""
+
+    def __init__(
+        self,
+        manager: PluginManager,
+        config: HotReloadConfig,
+        tracker: Tracker,
+        *,
+        attempt: int,
+        fingerprint: Fingerprint | None,
+        retiring: set[asyncio.Task[None]],
+    ) -> None:
+        self.manager = manager
+        self.config = config
+        self.tracker = tracker
+        self.pid = tracker.plugin_id
+        self.attempt = attempt
+        self.fingerprint = fingerprint
+        self.retiring = retiring
+        self.path = tracker.report_path()
+        self.unit = tracker.unit
+        self.timeout: float | None = None
+        self.saved: object = _NOTHING
+
+    # -- the whole attempt ----------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        began = time.perf_counter()
+        manager = self.manager
+        manager.emit(ReloadEvent.ReloadStarted(plugin_id=self.pid, path=self.path))
+        record = manager.record(self.pid)
+        self.timeout = record.timeout
+        hot = record.status == "registered" and record.state in (LOADED, RUNNING, PAUSED)
+        try:
+            if hot:
+                retired: asyncio.Task[None] | None = await self._swap_running(record)
+            else:
+                retired = None
+                await self._replace_stopped(record)
+        except _StepFailed as failure:
+            return await self._failed(failure, began, hot=hot)
+        except BaseException:
+            # Cancelled (the reloader is stopping) or interrupted: say so, then let it end us.
+            self._emit_end(began, success=False)
+            raise
+        self._emit_end(began, success=True)
+        return Outcome(True, retired=retired)
+
+    async def refresh(self, plugin: AgentPlugin) -> PluginError | None:
+        """The code is unchanged: ``refresh()`` the serving instance, reported as a reload."""
+        began = time.perf_counter()
+        self.manager.emit(ReloadEvent.ReloadStarted(plugin_id=self.pid, path=self.path))
+        self.timeout = self.manager.record(self.pid).timeout
+        try:
+            await self._call("refresh", plugin.refresh)  # type: ignore[attr-defined]
+        except _StepFailed as failure:
+            self.manager.emit(
+                ReloadEvent.ReloadFailed(
+                    plugin_id=self.pid, path=self.path, error=failure.message, attempt=self.attempt
+                )
+            )
+            self._emit_end(began, success=False)
+            return PluginLifecycleError(
+                f"refresh of {self.pid!r} failed: {failure.message}",
+                plugin_id=self.pid,
+                hook="refresh",
+            )
+        self._emit_end(began, success=True)
+        return None
+
+    def _emit_end(self, began: float, *, success: bool) -> None:
+        self.manager.emit(
+            ReloadEvent.ReloadCompleted(
+                plugin_id=self.pid,
+                path=self.path,
+                success=success,
+                duration=time.perf_counter() - began,
+            )
+        )
+
+    async def _failed(self, failure: _StepFailed, began: float, *, hot: bool) -> Outcome:
+        manager = self.manager
+        message = failure.message
+        manager.emit(
+            ReloadEvent.ReloadFailed(
+                plugin_id=self.pid, path=self.path, error=message, attempt=self.attempt
+            )
+        )
+        if hot and self.config.auto_rollback:
+            manager.emit(ReloadEvent.RollbackTriggered(plugin_id=self.pid, reason=message))
+            if self.config.preserve_state:
+                # The previous instance never stopped serving, so its state is intact.
+                manager.emit(ReloadEvent.StateRestored(plugin_id=self.pid))
+        elif hot:
+            await self._take_down(message)
+        self._emit_end(began, success=False)
+        if failure.timeout is not None:
+            error: PluginError = PluginTimeoutError(
+                f"reload of {self.pid!r} failed: {message}",
+                plugin_id=self.pid,
+                hook=failure.step,
+                timeout=failure.timeout,
+            )
+        else:
+            cls = _ERROR_FOR_STEP.get(failure.step, PluginLifecycleError)
+            error = cls(f"reload of {self.pid!r} failed: {message}", plugin_id=self.pid)
+            error.hook = failure.step
+        return Outcome(False, error, retryable=not failure.final)
+
+    # -- a plugin that is up: build beside it, then swap ----------------------------------
+
+    async def _swap_running(self, record: PluginRecord) -> asyncio.Task[None]:
+        manager = self.manager
+        state = record.state
+        old = manager.get(self.pid)
+        unit = self._unit()
+        self._syntax_check(unit)
+        snapshot = ModuleSnapshot(unit)
+        old_namespaces = snapshot.namespaces()
+        new: AgentPlugin | None = None
+        new_namespaces: set[int] = set()
+        loaded = started = False
+        try:
+            self._forget_modules(unit, snapshot)
+            new = self._build(record)
+            new_namespaces = current_namespaces(unit)
+            ctx = manager._reload_context(self.pid)
+            agent = new
+            _set_state(agent, LOADING)
+            await self._call("load", lambda: agent.load(ctx))
+            loaded = True
+            _set_state(agent, LOADED)
+            if state is not LOADED or manager._reload_initialized(self.pid):
+                await self._call("init_plugin", agent.init_plugin)
+            restored = await self._carry_state(old, agent)
+            if state is RUNNING or state is PAUSED:
+                await self._call("start", agent.start)
+                started = True
+                _set_state(agent, RUNNING)
+                if state is PAUSED:
+                    await self._call("pause", agent.pause)
+                    _set_state(agent, PAUSED)
+            calls = manager._reload_calls(self.pid)
+            try:
+                manager._reload_swap(self.pid, agent, state, ctx)
+            except PluginError as exc:
+                raise _StepFailed("swap", f"swap: {exc}") from None
+        except BaseException as exc:
+            problems = await self._discard(
+                new, loaded=loaded, started=started, namespaces=new_namespaces
+            )
+            snapshot.restore()
+            if isinstance(exc, _StepFailed) and problems:
+                exc.message += "; cleaning up the new instance: " + "; ".join(problems)
+            raise
+        if restored:
+            manager.emit(ReloadEvent.StateRestored(plugin_id=self.pid))
+        self._refresh_unit(unit)
+        task = asyncio.get_running_loop().create_task(
+            self._retire(old, old_namespaces, calls, was_up=state is not LOADED),
+            name=f"mofa-retire-{self.pid}",
+        )
+        self.retiring.add(task)
+        task.add_done_callback(self.retiring.discard)
+        return task
+
+    async def _carry_state(self, old: AgentPlugin, new: AgentPlugin) -> bool:
+        """``save_state`` on the old instance, ``restore_state`` on the new; whether restored."""
+        if not self.config.preserve_state or not offers(old, "save_state"):
+            return False
+        data = await self._save(old)
+        if not offers(new, "restore_state"):
+            return False
+        await self._call("restore_state", lambda: new.restore_state(data))  # type: ignore[attr-defined]
+        return True
+
+    async def _save(self, old: AgentPlugin) -> object:
+        raw = await self._call("save_state", old.save_state, returns=True)  # type: ignore[attr-defined]
+        try:
+            data = to_json_value(raw)  # a deep copy into plain data: nothing of the old code
+        except PluginConfigError as exc:
+            raise _StepFailed(
+                "save_state", f"save_state: returned {type(raw).__name__}, not JSON data ({exc})"
+            ) from None
+        self.saved = data
+        self.manager.emit(ReloadEvent.StatePreserved(plugin_id=self.pid))
+        return data
+
+    async def _discard(
+        self, new: AgentPlugin | None, *, loaded: bool, started: bool, namespaces: set[int]
+    ) -> list[str]:
+        """Take down a new instance that will not serve; one line per problem doing so."""
+        if new is None:
+            return []
+        problems = []
+        if started:
+            problems += await self._try("stop", new.stop)
+        problems += await cancel_and_wait(tasks_of(new, namespaces), self._wait_limit())
+        if loaded:
+            problems += await self._try("unload", new.unload)
+        _set_state(new, UNLOADED)
+        return problems
+
+    async def _take_down(self, message: str) -> None:
+        """No rollback wanted: the old instance stops serving and the plugin shows the failure.
+
+        Its state is kept (as data) for the next version that loads.
+        """
+        manager = self.manager
+        old = manager.get(self.pid)
+        if self.config.preserve_state:
+            if self.saved is _NOTHING and offers(old, "save_state"):
+                # If even that fails there is nothing to carry: the next version starts afresh.
+                with contextlib.suppress(_StepFailed):
+                    await self._save(old)
+            if self.saved is not _NOTHING:
+                self.tracker.carried = self.saved
+        unit = self._unit()
+        try:
+            if manager.state(self.pid) in (RUNNING, PAUSED):
+                await manager.stop(self.pid)
+            await cancel_and_wait(tasks_of(old, current_namespaces(unit)), self._wait_limit())
+            if manager.state(self.pid) is LOADED:
+                await manager.unload(self.pid)
+        except PluginError:
+            return  # the manager put the plugin in the error state and reported why
+        manager._reload_fail(self.pid, message)
+
+    # -- a plugin that is not up: replace it, then bring it up if it had failed -----------
+
+    async def _replace_stopped(self, record: PluginRecord) -> None:
+        manager = self.manager
+        unit = self._unit()
+        self._syntax_check(unit)
+        snapshot = ModuleSnapshot(unit)
+        old_namespaces = snapshot.namespaces()
+        old = manager.get(self.pid) if record.status == "registered" else None
+        try:
+            self._forget_modules(unit, snapshot)
+            new = self._build(record)
+            if old is not None and record.state.is_error:
+                with contextlib.suppress(PluginError):  # recorded by the manager; we go on
+                    await manager.unload(self.pid)
+            try:
+                if old is None:
+                    manager._reload_fill(self.pid, new)
+                else:
+                    manager._reload_swap(self.pid, new, manager.state(self.pid), None)
+            except PluginError as exc:
+                raise _StepFailed("swap", f"swap: {exc}") from None
+        except BaseException:
+            snapshot.restore()
+            raise
+        # The old code was not serving: from here on the new code stays, working or not.
+        self._refresh_unit(unit)
+        if old is not None:
+            await cancel_and_wait(tasks_of(old, old_namespaces), self._wait_limit())
+            if not record.state.is_error:
+                return  # UNLOADED by the host's choice: it stays so, with the new code
+        await self._bring_up(record)
+
+    async def _bring_up(self, record: PluginRecord) -> None:
+        manager = self.manager
+        try:
+            await manager.load(self.pid)
+            await manager.init_plugin(self.pid)
+        except PluginError as exc:
+            raise _StepFailed(exc.hook or "load", str(exc)) from None
+        carried, self.tracker.carried = self.tracker.carried, _NOTHING
+        if carried is not _NOTHING and self.config.preserve_state:
+            plugin = manager.get(self.pid)
+            if offers(plugin, "restore_state"):
+                try:
+                    await self._call("restore_state", lambda: plugin.restore_state(carried))  # type: ignore[attr-defined]
+                except _StepFailed as failure:
+                    manager._reload_fail(self.pid, failure.message)
+                    raise
+                manager.emit(ReloadEvent.StateRestored(plugin_id=self.pid))
+        if record.enabled and record.config.auto_start:
+            try:
+                await manager.start(self.pid)
+            except PluginError as exc:
+                raise _StepFailed(exc.hook or "start", str(exc)) from None
+
+    # -- retiring the old instance --------------------------------------------------------
+
+    async def _retire(
+        self, old: AgentPlugin, namespaces: set[int], calls: tuple[object, ...], *, was_up: bool
+    ) -> None:
+        """Stop and unload ``old`` once its last call has returned; report what went wrong."""
+        problems = []
+        if not await self._calls_done(set(calls)):
+            problems.append(
+                f"calls still running after {self._wait_limit():g}s; stopping it anyway"
+            )
+        if was_up:
+            problems += await self._try("stop", old.stop)
+            _set_state(old, LOADED)
+        problems += await cancel_and_wait(tasks_of(old, namespaces), self._wait_limit())
+        problems += await self._try("unload", old.unload)
+        _set_state(old, UNLOADED)
+        for problem in problems:
+            self.manager.emit(
+                PluginEvent.PluginError(
+                    plugin_id=self.pid, error=f"retiring the previous version: {problem}"
+                )
+            )
+
+    async def _calls_done(self, pending: set[object]) -> bool:
+        manager = self.manager
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_limit()
+        while pending:
+            try:
+                pending.intersection_update(manager._reload_calls(self.pid))
+            except PluginNotFoundError:
+                return True  # removed from the manager: nobody calls it any more
+            if not pending:
+                break
+            if loop.time() >= deadline:
+                return False
+            try:
+                # Returns at once when the plugin is idle; else look again a little later.
+                await manager.wait_idle(self.pid, _CALLS_POLL)
+            except PluginNotFoundError:
+                return True
+        return True
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _unit(self) -> CodeUnit:
+        if self.unit is None:
+            raise _StepFailed("import", self.tracker.problem or "import: no code to reload")
+        return self.unit
+
+    def _refresh_unit(self, unit: CodeUnit) -> None:
+        """The new code may import other modules (and so live in more folders)."""
+        with contextlib.suppress(NotReloadable):  # keep the old description if it cannot be read
+            self.tracker.unit = CodeUnit.of_module(unit.root)
+
+    def _syntax_check(self, unit: CodeUnit) -> None:
+        # The modules that will be imported again; a new module is checked by its import.
+        files = {path for path in unit.loaded_files() if path.suffix == ".py"}
+        files.update(path for path in unit.files if path.suffix == ".py")
+        error = syntax_error(sorted(files))
+        if error is not None:
+            raise _StepFailed(
+                "syntax check", describe_failure("syntax check", error, unit), final=True
+            )
+
+    def _forget_modules(self, unit: CodeUnit, snapshot: ModuleSnapshot) -> None:
+        changed = (
+            self.fingerprint.changed_sources(self.tracker.loaded)
+            if self.fingerprint is not None
+            else unit.loaded_files()
+        )
+        drop_bytecode(changed)
+        snapshot.clear()
+        importlib.invalidate_caches()
+        linecache.checkcache()
+
+    def _build(self, record: PluginRecord) -> AgentPlugin:
+        recipe = self.tracker.recipe
+        assert recipe is not None
+        source = record.source
+        try:
+            importlib.import_module(source.module if source is not None else recipe.module)
+        except (Exception, SystemExit) as exc:
+            message = describe_failure("import", exc, self.unit)
+            # The same bytes cannot compile differently: no retry for a syntax error.
+            raise _StepFailed("import", message, final=isinstance(exc, SyntaxError)) from exc
+        try:
+            target = recipe.build(source)
+            agent = as_agent_plugin(target, label=repr(self.pid))
+        except (Exception, SystemExit) as exc:
+            raise _StepFailed("construct", describe_failure("construct", exc, self.unit)) from exc
+        if agent.metadata.id != self.pid:
+            raise _StepFailed(
+                "construct",
+                f"construct: the new code describes plugin {agent.metadata.id!r}, not {self.pid!r}",
+            )
+        return agent
+
+    def _wait_limit(self) -> float:
+        return self.timeout if self.timeout is not None else _NO_DEADLINE_WAIT
+
+    async def _call(self, step: str, call: Callable[[], Any], *, returns: bool = False) -> Any:
+        """Run one plugin call under the plugin's deadline; a failure is a :class:`_StepFailed`."""
+        try:
+            result = call()
+            if inspect.isawaitable(result):
+                result = await call_with_deadline(result, self.timeout)
+        except DeadlineExceeded:
+            raise _StepFailed(
+                step, f"{step}: timed out after {self.timeout:g}s", timeout=self.timeout
+            ) from None
+        except asyncio.CancelledError as exc:
+            if _ours(exc):
+                raise
+            raise _StepFailed(step, describe_failure(step, exc, self.unit)) from exc
+        except (Exception, SystemExit) as exc:
+            raise _StepFailed(step, describe_failure(step, exc, self.unit)) from exc
+        if not returns and result is not None:
+            raise _StepFailed(step, f"{step}: returned {type(result).__name__}, expected None")
+        return result
+
+    async def _try(self, step: str, call: Callable[[], Any]) -> list[str]:
+        try:
+            await self._call(step, call)
+        except _StepFailed as failure:
+            return [failure.message]
+        return []
