@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import pluggy
 
-from ._adapters import as_agent_plugin, has_hooks
+from ._adapters import HookPlugin, as_agent_plugin, has_hooks
 from ._blocking import BlockIncident, FrameReader, LoopMonitor, frame_local
 from ._context import PluginContext, SharedState
 from ._deadline import CallTable, DeadlineExceeded, Watchdog, call_with_deadline
@@ -977,7 +977,8 @@ class PluginManager:
                 f"the new code of {plugin_id!r} describes a plugin {agent.metadata.id!r}",
                 plugin_id=plugin_id,
             )
-        hooks_object = plugin
+        # A module-style plugin's hooks live on its module, also when given wrapped.
+        hooks_object = plugin.hooks if isinstance(plugin, HookPlugin) else plugin
         if slot.hooks_registered:
             self._pluggy.unregister(name=plugin_id)
             slot.hooks_registered = False
@@ -1292,7 +1293,9 @@ class PluginManager:
         return report
 
     async def shutdown(self) -> None:
-        """Stop, then unload, every plugin in reverse order; then wait for async observers."""
+        """Stop hot reloading, then stop and unload every plugin in reverse order, then wait
+        for async observers."""
+        await self.stop_hot_reload()
         await self.settle()
         await self.stop_all()
         await self.unload_all()
