@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import inspect
 import json
 import re
@@ -62,12 +61,6 @@ __all__ = [
     "RegisterPlugin",
     "assert_conforms",
     "check_plugin",
-    "mofa_entry_points",
-    "mofa_isolation",
-    "mofa_lifecycle",
-    "mofa_manager",
-    "mofa_manager_factory",
-    "mofa_register",
     "run_lifecycle",
 ]
 
@@ -430,9 +423,9 @@ class _Checker:
                 f"stats in state {state} returned {type(value).__name__}, expected a dict"
             )
             return
-        problem = _json_problem(value, "stats")
+        problem = _json_problem(value, f"stats in state {state}")
         if problem is not None:
-            self.problems.append(f"stats in state {state}: {problem}")
+            self.problems.append(problem)
 
     async def _execute(self, pid: str, text: str) -> None:
         self._ran("execute")
@@ -626,7 +619,7 @@ async def check_plugin(
             checker.problems.append(str(stop))
     return ConformanceReport(
         plugin_id=checker.plugin_id,
-        problems=tuple(checker.problems),
+        problems=tuple(dict.fromkeys(checker.problems)),  # each distinct problem once
         checks=tuple(checker.checks),
         outputs=tuple(checker.outputs),
     )
@@ -743,10 +736,6 @@ class EntryPointSandbox:
         requires: Iterable[str] = ("mofa-kernel",),
     ) -> Path:
         """Declare a distribution with several plugins (id -> target, as for :meth:`add`)."""
-        if not _DISTRIBUTION_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a valid distribution name")
-        if not re.fullmatch(r"[\w.+!-]+", version, re.ASCII):
-            raise ValueError(f"{version!r} is not a valid version")
         lines = []
         for plugin_id, target in plugins.items():
             if not _ENTRY_POINT_NAME.fullmatch(plugin_id):
@@ -754,6 +743,10 @@ class EntryPointSandbox:
                     f"plugin id {plugin_id!r}: use letters, digits, '_', '.' and '-' only"
                 )
             lines.append(f"{plugin_id} = {_entry_point_value(target)}\n")
+        if not _DISTRIBUTION_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a valid distribution name")
+        if not re.fullmatch(r"[\w.+!-]+", version, re.ASCII):
+            raise ValueError(f"{version!r} is not a valid version")
         dist_info = self.root / f"{re.sub(r'[-_.]+', '_', name)}-{version}.dist-info"
         if dist_info.exists():
             raise ValueError(f"distribution {name!r} {version} was already added")
@@ -867,20 +860,20 @@ async def _mofa_manager(mofa_manager_factory: ManagerFactory) -> AsyncIterator[P
 
 def _async_fixture(function: Callable[..., AsyncIterator[_T]], name: str) -> Any:
     """``function`` as a pytest-asyncio fixture, or one that says pytest-asyncio is missing."""
-    if importlib.util.find_spec("pytest_asyncio") is not None:
-        import pytest_asyncio
+    try:
+        from pytest_asyncio import fixture as asyncio_fixture
+    except ImportError:
 
-        return pytest_asyncio.fixture(function, name=name)
+        def needs_pytest_asyncio() -> None:
+            pytest.fail(
+                f"the {name} fixture is async and needs pytest-asyncio (pip install "
+                "pytest-asyncio); without it, use mofa_manager_factory and asyncio.run",
+                pytrace=False,
+            )
 
-    def needs_pytest_asyncio() -> None:
-        pytest.fail(
-            f"the {name} fixture is async and needs pytest-asyncio (pip install "
-            "pytest-asyncio); without it, use mofa_manager_factory and asyncio.run",
-            pytrace=False,
-        )
-
-    needs_pytest_asyncio.__doc__ = function.__doc__
-    return pytest.fixture(needs_pytest_asyncio, name=name)
+        needs_pytest_asyncio.__doc__ = function.__doc__
+        return pytest.fixture(needs_pytest_asyncio, name=name)
+    return asyncio_fixture(function, name=name)
 
 
 mofa_manager = _async_fixture(_mofa_manager, "mofa_manager")

@@ -99,6 +99,13 @@ class Fingerprint:
     data: str
     #: Each source file's own hash, to tell which files changed.
     sources: Mapping[Path, str] = attrs.field(eq=False, repr=False)
+    #: Each compiled extension's (size, modification time).
+    natives: Mapping[Path, tuple[int, int]] = attrs.field(eq=False, repr=False, factory=dict)
+
+    def changed_natives(self, before: Fingerprint) -> list[Path]:
+        """The compiled extensions that are new, changed or gone since ``before``."""
+        paths = set(self.natives) | set(before.natives)
+        return sorted(p for p in paths if self.natives.get(p) != before.natives.get(p))
 
     def changed_sources(self, before: Fingerprint | None) -> list[Path]:
         """The source files that are new or differ from ``before`` (all of them without one)."""
@@ -214,6 +221,7 @@ class CodeUnit:
         native = hashlib.blake2b(digest_size=16)
         data = hashlib.blake2b(digest_size=16)
         sources: dict[Path, str] = {}
+        natives: dict[Path, tuple[int, int]] = {}
         for path in self._walk():
             name = str(path).encode("utf-8", "surrogateescape")
             try:
@@ -226,8 +234,12 @@ class CodeUnit:
             except OSError:
                 continue  # removed while we looked: the next change reports it
             line = name + f"\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
-            (native if is_native(path) else data).update(line)
-        return Fingerprint(code.hexdigest(), native.hexdigest(), data.hexdigest(), sources)
+            if is_native(path):
+                natives[path] = (stat.st_size, stat.st_mtime_ns)
+                native.update(line)
+            else:
+                data.update(line)
+        return Fingerprint(code.hexdigest(), native.hexdigest(), data.hexdigest(), sources, natives)
 
 
 def syntax_error(paths: Iterable[Path]) -> SyntaxError | None:

@@ -124,6 +124,7 @@ class HotReloader:
 
     @property
     def config(self) -> HotReloadConfig:
+        """The manager's hot-reload settings, read afresh at every use."""
         return self._manager.hot_reload
 
     @property
@@ -164,6 +165,9 @@ class HotReloader:
         except BaseException:
             await self.stop()
             raise
+        now = asyncio.get_running_loop().time()
+        for tracker in self._trackers.values():
+            tracker.note(None, now)  # a change made while the watchers were being set
 
     async def stop(self) -> None:
         """Disarm the watchers; a reload in progress finishes, old instances finish retiring."""
@@ -249,8 +253,13 @@ class HotReloader:
             and isinstance(event, PluginEvent.PluginLoaded)
             and event.plugin_id not in self._trackers
         ):
-            self._track(event.plugin_id, baseline=True)
-            self._chore(self._arm())
+            tracker = self._track(event.plugin_id, baseline=True)
+            self._chore(self._arm_for(tracker))
+
+    async def _arm_for(self, tracker: Tracker) -> None:
+        """Watch a newly tracked plugin; then look for changes made before the watch was set."""
+        await self._arm()
+        tracker.note(None, asyncio.get_running_loop().time())
 
     def _chore(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -285,6 +294,12 @@ class HotReloader:
             raise outcome.error
         return True
 
+    def _differs(self, tracker: Tracker) -> bool:
+        """Whether the plugin's files differ from what serves (or that is not known)."""
+        if tracker.unit is None or tracker.loaded is None or tracker.force:
+            return True
+        return tracker.unit.fingerprint() != tracker.loaded
+
     def _unchanged(self, tracker: Tracker, fingerprint: Fingerprint) -> bool:
         if tracker.loaded is None or fingerprint.code != tracker.loaded.code:
             return False
@@ -296,8 +311,7 @@ class HotReloader:
         loaded = tracker.loaded
         assert loaded is not None
         if fingerprint.native != loaded.native and self._native_loaded(tracker):
-            tracker.loaded = attrs.evolve(loaded, native=fingerprint.native)
-            self._restart_required(tracker)
+            self._restart_required(tracker, fingerprint)
             if manual:
                 raise PluginLoadError(
                     f"plugin {tracker.plugin_id!r}: a compiled extension changed; "
@@ -314,12 +328,16 @@ class HotReloader:
     def _native_loaded(self, tracker: Tracker) -> bool:
         return tracker.unit is not None and tracker.unit.loaded_native()
 
-    def _restart_required(self, tracker: Tracker) -> None:
+    def _restart_required(self, tracker: Tracker, fingerprint: Fingerprint) -> None:
+        loaded = tracker.loaded
+        changed = fingerprint.changed_natives(loaded) if loaded is not None else []
+        where = changed[0] if changed else tracker.report_path()
+        tracker.loaded = attrs.evolve(
+            loaded or fingerprint, native=fingerprint.native, natives=fingerprint.natives
+        )
         self._manager.emit(
             PluginEvent.Custom(
-                plugin_id=tracker.plugin_id,
-                event_type=RESTART_REQUIRED,
-                data=os.fsencode(tracker.report_path()),
+                plugin_id=tracker.plugin_id, event_type=RESTART_REQUIRED, data=os.fsencode(where)
             )
         )
 
@@ -343,8 +361,7 @@ class HotReloader:
             and fingerprint.native != tracker.loaded.native
             and self._native_loaded(tracker)
         ):
-            tracker.loaded = attrs.evolve(tracker.loaded, native=fingerprint.native)
-            self._restart_required(tracker)
+            self._restart_required(tracker, fingerprint)
             error = PluginLoadError(
                 f"plugin {tracker.plugin_id!r}: a compiled extension changed; "
                 f"restart the host to load it",
@@ -410,7 +427,7 @@ class HotReloader:
         strategy = self.config.strategy
         if strategy.variant == "Manual":
             tracker.pending = False
-            if not tracker.stale:
+            if not tracker.stale and self._differs(tracker):
                 tracker.stale = True
                 self._manager.emit(
                     PluginEvent.Custom(
@@ -638,7 +655,7 @@ class HotReloader:
         if not (record.enabled and record.config.auto_start):
             return
         with contextlib.suppress(PluginError):  # the manager records and reports the failure
-            if manager.state(record.plugin_id) is PluginState.UNLOADED:
+            if manager.state(record.plugin_id) == PluginState.UNLOADED:
                 await manager.load(record.plugin_id)
             await manager.start(record.plugin_id)
 
@@ -659,7 +676,7 @@ class HotReloader:
                 await cancel_and_wait(tasks_of(plugin, namespaces), record.timeout)
                 state = manager.state(plugin_id)
                 with contextlib.suppress(PluginError):  # as above
-                    if state is PluginState.LOADED or state.is_error:
+                    if state == PluginState.LOADED or state.is_error:
                         await manager.unload(plugin_id)
             manager._reload_forget(plugin_id)
             if tracker is not None and tracker.unit is not None:

@@ -316,14 +316,14 @@ class Attempt:
             await self._call("load", lambda: agent.load(ctx))
             loaded = True
             _set_state(agent, LOADED)
-            if state is not LOADED or manager._reload_initialized(self.pid):
+            if state != LOADED or manager._reload_initialized(self.pid):
                 await self._call("init_plugin", agent.init_plugin)
             restored = await self._carry_state(old, agent)
-            if state is RUNNING or state is PAUSED:
+            if state in (RUNNING, PAUSED):
                 await self._call("start", agent.start)
                 started = True
                 _set_state(agent, RUNNING)
-                if state is PAUSED:
+                if state == PAUSED:
                     await self._call("pause", agent.pause)
                     _set_state(agent, PAUSED)
             calls = manager._reload_calls(self.pid)
@@ -343,7 +343,7 @@ class Attempt:
             manager.emit(ReloadEvent.StateRestored(plugin_id=self.pid))
         self._refresh_unit(unit)
         task = asyncio.get_running_loop().create_task(
-            self._retire(old, old_namespaces, calls, was_up=state is not LOADED),
+            self._retire(old, old_namespaces, calls, was_up=state != LOADED),
             name=f"mofa-retire-{self.pid}",
         )
         self.retiring.add(task)
@@ -406,7 +406,7 @@ class Attempt:
             if manager.state(self.pid) in (RUNNING, PAUSED):
                 await manager.stop(self.pid)
             await cancel_and_wait(tasks_of(old, current_namespaces(unit)), self._wait_limit())
-            if manager.state(self.pid) is LOADED:
+            if manager.state(self.pid) == LOADED:
                 await manager.unload(self.pid)
         except PluginError:
             return  # the manager put the plugin in the error state and reported why
