@@ -1,4 +1,4 @@
-"""Suite-wide test settings: hypothesis profiles.
+"""Suite-wide test settings: hypothesis profiles, and a private discovery cache.
 
 ``MOFA_TEST_QUICK=1`` (what CI sets) selects the ``quick`` profile with few
 examples; ``HYPOTHESIS_PROFILE=thorough`` runs many more. No profile has a
@@ -8,7 +8,10 @@ deadline: the first call of a code path can be slow on a loaded machine.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("dev", max_examples=100, deadline=None)
@@ -19,3 +22,16 @@ settings.load_profile(
     if os.environ.get("MOFA_TEST_QUICK") == "1"
     else os.environ.get("HYPOTHESIS_PROFILE", "dev")
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_discovery_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the suite's discovery cache out of the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("mofa-cache")
+    saved = os.environ.get("MOFA_CACHE_DIR")
+    os.environ["MOFA_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("MOFA_CACHE_DIR", None)
+    else:
+        os.environ["MOFA_CACHE_DIR"] = saved

@@ -11,6 +11,7 @@ from mofa_kernel import (
     AgentPlugin,
     KernelEvent,
     PluginEvent,
+    PluginExecutionError,
     PluginManager,
     PluginMetadata,
     PluginState,
@@ -57,7 +58,10 @@ async def test_blocking_execute_is_reported_with_its_line() -> None:
         manager.register(Sleeper("sleepy", where="execute"))
         manager.register(Sleeper("calm"))
         await manager.start_all()
-        assert await manager.execute("sleepy", "x") == "x"  # the call itself completes
+        with pytest.raises(PluginExecutionError, match="blocked the event loop") as caught:
+            await manager.execute("sleepy", "x")
+        assert caught.value.plugin_id == "sleepy"
+        assert manager.state("sleepy").is_error  # already when execute() returns
         await asyncio.wait_for(arrived.wait(), 5)
         [error] = errors
         assert error.startswith(
@@ -102,3 +106,25 @@ async def test_watching_can_be_switched_off(limit: float | None) -> None:
         await asyncio.sleep(0.05)
         assert errors == []
         assert manager.state("sleepy") == PluginState.RUNNING
+
+
+@pytest.mark.parametrize("hook", ["health_check", "stats"])
+async def test_blocking_health_or_stats_is_reported_by_that_call(hook: str) -> None:
+    class Slow(Sleeper):
+        async def health_check(self) -> bool:
+            self._maybe_block("health_check")
+            return True
+
+        def stats(self) -> dict[str, int]:
+            self._maybe_block("stats")
+            return {"calls": 1}
+
+    async with PluginManager(block_limit=0.1) as manager:
+        manager.register(Slow("slow", where=hook, seconds=0.3))
+        await manager.start_all()
+        if hook == "health_check":
+            assert await manager.health_check() == {"slow": False}
+        else:
+            stats = await manager.stats()
+            assert stats["slow"]["error"].startswith("stats failed: blocked the event loop")
+        assert manager.state("slow").is_error

@@ -19,7 +19,7 @@ from _fakesite import FakeSite, fake_site
 from _hotcode import WAIT, plugin_source
 from mofa_kernel import HotReloadConfig, PluginManager, ReloadStrategy
 from mofa_kernel._cli import build_parser
-from mofa_kernel._cli._dev import DevSession, stdin_lines
+from mofa_kernel._cli._dev_session import DevSession, stdin_lines
 from mofa_kernel._cli._output import Output
 
 PACKAGE = "dev_cli_pkg"

@@ -5,42 +5,49 @@ or are registered in-process; :class:`PluginManager` orders them by their
 dependencies, drives their async lifecycle, isolates their failures and
 hot-reloads their code.
 
-Importing this package discovers, loads and starts nothing. Heavier parts
-(the manager and its asyncio machinery, the cattrs converter) are imported on
-first use.
+Importing this package discovers, loads and starts nothing, and imports
+nothing either: each public name is imported the first time it is used (the
+model as a whole, the manager with its asyncio machinery, the cattrs
+converter), so that ``mofa-kernel plugins list`` can answer from the cache
+without them.
 """
 
 import importlib as _importlib
-import typing as _typing
 
-from ._context import PluginContext, SharedState
-from ._errors import (
-    DependencyCycleError,
-    DependencyError,
-    DiscoveryError,
-    InvalidStateError,
-    MissingDependencyError,
-    PluginConfigError,
-    PluginError,
-    PluginExecutionError,
-    PluginInitError,
-    PluginLifecycleError,
-    PluginLoadError,
-    PluginNotFoundError,
-    PluginTimeoutError,
-    SerializationError,
-)
-from ._events import KernelEvent, PluginEvent, ReloadEvent
-from ._hookspecs import hookimpl, hookspec
-from ._metadata import JSONValue, PluginConfig, PluginMetadata
-from ._plugin import AgentPlugin, HotReloadable
 from ._public import publish as _publish
-from ._reload_config import HotReloadConfig, ReloadStrategy
-from ._types import PluginPriority, PluginState, PluginType
 
-if _typing.TYPE_CHECKING:
+# typing.TYPE_CHECKING without importing typing: ``import mofa_kernel`` imports nothing heavy.
+# Spelt TYPE_CHECKING so that every type checker recognises it; deleted below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ._context import PluginContext, SharedState
+    from ._errors import (
+        DependencyCycleError,
+        DependencyError,
+        DiscoveryError,
+        InvalidStateError,
+        MissingDependencyError,
+        PluginConfigError,
+        PluginError,
+        PluginExecutionError,
+        PluginInitError,
+        PluginLifecycleError,
+        PluginLoadError,
+        PluginNotFoundError,
+        PluginTimeoutError,
+        SerializationError,
+    )
+    from ._events import KernelEvent, PluginEvent, ReloadEvent
+    from ._hookspecs import hookimpl, hookspec
     from ._manager import PluginManager
+    from ._metadata import JSONValue, PluginConfig, PluginMetadata
+    from ._plugin import AgentPlugin, HotReloadable
+    from ._reload_config import HotReloadConfig, ReloadStrategy
     from ._serde import from_json, to_json
+    from ._types import PluginPriority, PluginState, PluginType
+del TYPE_CHECKING
 
 __all__ = [
     "AgentPlugin",
@@ -80,20 +87,72 @@ __all__ = [
     "to_json",
 ]
 
-# Public name -> private module, imported on first access (PEP 562).
+#: The model: loaded as a whole the first time one of its names is used, so that every
+#: public class shows as ``mofa_kernel.X`` from then on.
+_MODEL = {
+    "AgentPlugin": "._plugin",
+    "DependencyCycleError": "._errors",
+    "DependencyError": "._errors",
+    "DiscoveryError": "._errors",
+    "HotReloadConfig": "._reload_config",
+    "HotReloadable": "._plugin",
+    "InvalidStateError": "._errors",
+    "JSONValue": "._metadata",
+    "KernelEvent": "._events",
+    "MissingDependencyError": "._errors",
+    "PluginConfig": "._metadata",
+    "PluginConfigError": "._errors",
+    "PluginContext": "._context",
+    "PluginError": "._errors",
+    "PluginEvent": "._events",
+    "PluginExecutionError": "._errors",
+    "PluginInitError": "._errors",
+    "PluginLifecycleError": "._errors",
+    "PluginLoadError": "._errors",
+    "PluginMetadata": "._metadata",
+    "PluginNotFoundError": "._errors",
+    "PluginPriority": "._types",
+    "PluginState": "._types",
+    "PluginTimeoutError": "._errors",
+    "PluginType": "._types",
+    "ReloadEvent": "._events",
+    "ReloadStrategy": "._reload_config",
+    "SerializationError": "._errors",
+    "SharedState": "._context",
+    "hookimpl": "._hookspecs",
+    "hookspec": "._hookspecs",
+}
+
+# Public name -> private module, imported on first access (PEP 562): ``import mofa_kernel``
+# itself imports nothing, so that the command line's fast paths start at once.
 _LAZY = {
+    **_MODEL,
     "PluginManager": "._manager",
     "from_json": "._serde",
     "to_json": "._serde",
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
+def _load_model() -> None:
+    """Bind every model name in this namespace, then show each class as ``mofa_kernel.X``."""
+    namespace = globals()
+    for name, module in _MODEL.items():
+        namespace[name] = getattr(_importlib.import_module(module, __name__), name)
+    for name in _MODEL:
+        if isinstance(namespace[name], type):
+            _publish(namespace[name])
+
+
+def __getattr__(name: str) -> "Any":
     if name == "__version__":
         from importlib.metadata import version
 
-        value: _typing.Any = version("mofa-kernel")
+        value: Any = version("mofa-kernel")
     elif name in _LAZY:
+        if "AgentPlugin" not in globals():
+            _load_model()
+        if name in _MODEL:
+            return globals()[name]
         value = getattr(_importlib.import_module(_LAZY[name], __name__), name)
         if isinstance(value, type):
             _publish(value)
@@ -105,14 +164,3 @@ def __getattr__(name: str) -> _typing.Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-def _set_public_module() -> None:
-    # Tracebacks, reprs and docs show ``mofa_kernel.X``, not the private module.
-    for name in __all__:
-        obj = globals().get(name)
-        if isinstance(obj, type) and obj.__module__.startswith(f"{__name__}._"):
-            _publish(obj)
-
-
-_set_public_module()

@@ -12,10 +12,12 @@ the loop runs again, where the manager reports it like any other fault.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -50,10 +52,20 @@ class LoopMonitor:
         limit: float,
         anchors: dict[CodeType, FrameReader],
         on_block: Callable[[BlockIncident], None],
+        *,
+        on_seen: Callable[[], None] | None = None,
     ) -> None:
         self.limit = limit
         self._anchors = anchors
-        self._on_block = on_block
+        # Weakly held, so that a manager nobody shut down can still be collected (its
+        # monitor's thread then ends by itself).
+        self._on_block: Callable[[], Callable[[BlockIncident], None] | None] = (
+            weakref.WeakMethod(on_block) if inspect.ismethod(on_block) else lambda: on_block
+        )
+        #: Told, from the watcher thread, that an incident waits (so the loop can look).
+        self._on_seen: Callable[[], Callable[[], None] | None] = (
+            weakref.WeakMethod(on_seen) if inspect.ismethod(on_seen) else (lambda: on_seen)
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._beat = time.monotonic()
@@ -101,8 +113,11 @@ class LoopMonitor:
         """Hand the incidents seen so far to ``on_block`` (in the loop's thread)."""
         with self._lock:
             pending, self._pending = self._pending, []
+        on_block = self._on_block()
+        if on_block is None:
+            return
         for incident in pending:
-            self._on_block(incident)
+            on_block(incident)
 
     def _heartbeat(self) -> None:
         self._beat = time.monotonic()
@@ -115,18 +130,21 @@ class LoopMonitor:
     def _watch(self) -> None:
         reported_beat = -1.0
         while not self._stop.wait(self.limit / 4):
+            loop = self._loop
+            if loop is None or loop.is_closed() or self._on_block() is None:
+                return  # the loop or the manager is gone
             beat = self._beat
             stuck = time.monotonic() - beat
             if stuck < self.limit or beat == reported_beat:
                 continue
-            loop = self._loop
-            if loop is None or loop.is_closed():
-                return
             incident = self._inspect()
             if incident is not None:
                 reported_beat = beat  # one report per blocked stretch
                 with self._lock:
                     self._pending.append(incident)
+                on_seen = self._on_seen()
+                if on_seen is not None:
+                    on_seen()
 
     def _inspect(self) -> BlockIncident | None:
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)

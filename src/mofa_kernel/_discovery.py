@@ -4,28 +4,33 @@
 adds the verdicts that need no import (excluded by configuration, duplicate
 id, incompatible mofa-kernel requirement); :func:`load_plugin_object` is the
 one place that imports a plugin's code and turns it into a plugin object.
+
+A scan is kept in the on-disk cache (:mod:`mofa_kernel._cache`) and reused
+while the installation is unchanged; ``importlib.metadata`` itself is
+imported only when a scan really runs.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import functools
 import inspect
-import json
 import logging
 import os
 import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Final
-from urllib.parse import unquote, urlparse
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 
 from ._errors import PluginLoadError
 from ._hookspecs import PROJECT_NAME
 from ._plugin import AgentPlugin
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 __all__ = [
     "PLUGIN_GROUP",
@@ -84,6 +89,9 @@ class PluginSource:
     path: Path | None = None
     requires_kernel: str | None = None
     group: str = PLUGIN_GROUP
+    #: The distribution's metadata folder (``*.dist-info`` or ``*.egg-info``) when it is one
+    #: on disk; what the metadata cache keys a plugin's metadata on.
+    metadata_dir: Path | None = attrs.field(default=None, eq=False)
 
     @property
     def module(self) -> str:
@@ -110,10 +118,16 @@ class ScanResult:
     """What :func:`scan_with_problems` found.
 
     ``problems`` has one line per distribution whose metadata could not be read.
+    ``refusals`` says, per source, why the installed mofa-kernel refuses it
+    (``None``: accepted), as :func:`kernel_requirement_error` would.
+    ``fingerprint`` names the state of the installation the scan describes
+    when the cache vouches for it (``None`` otherwise).
     """
 
     sources: tuple[PluginSource, ...]
     problems: tuple[str, ...] = ()
+    refusals: tuple[str | None, ...] | None = attrs.field(default=None, eq=False)
+    fingerprint: str | None = attrs.field(default=None, eq=False)
 
 
 def scan(group: str = PLUGIN_GROUP) -> list[PluginSource]:
@@ -134,17 +148,55 @@ def scan_with_problems(group: str = PLUGIN_GROUP) -> ScanResult:
 
     Distributions are read in ``sys.path`` order; one shadowed by an earlier
     distribution of the same name is ignored, as the import system would.
+    The result comes from the cache when the installation has not changed
+    since it was stored (``MOFA_NO_CACHE=1`` always scans).
     """
+    from . import _cache
+
+    probe = _cache.probe(group)
+    if probe is not None:
+        hit = probe.load(functools.partial(_decode_scan, group=group))
+        if hit is not None:
+            cached, fingerprint = hit
+            return attrs.evolve(cast("ScanResult", cached), fingerprint=fingerprint)
+    result, watch = _scan_distributions(group)
+    if probe is not None:
+        stored = probe.store(_encode_scan(result), watch, value=result)
+        if stored is not None:
+            result = attrs.evolve(result, fingerprint=stored)
+    return result
+
+
+def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
+    """Read every installed distribution's entry points; also return the metadata folders
+    the result depends on (the cache watches them)."""
+    import importlib.metadata
+
     sources: list[PluginSource] = []
     problems: list[str] = []
+    watch: list[str] = []
     seen: set[str] = set()
+    kernel_version: str | None = None
     for dist in importlib.metadata.distributions():
-        name = _metadata_field(dist, "Name")
-        if name is not None:
-            key = normalize_name(name)
+        folder = _metadata_folder(dist)
+        key = _name_from_folder(folder)
+        if key is None:
+            name = _metadata_field(dist, "Name")
+            key = normalize_name(name) if name is not None else None
+        if key is not None:
             if key in seen:
                 continue
             seen.add(key)
+        if key == _KERNEL_DISTRIBUTION:
+            kernel_version = _metadata_field(dist, "Version")
+            if folder is not None:
+                watch.append(folder)
+        text = dist.read_text("entry_points.txt")
+        if not text or group not in text:
+            continue  # the common case, decided without parsing anything
+        if folder is not None:
+            watch.append(folder)
+        name = _metadata_field(dist, "Name")
         try:
             entry_points = [ep for ep in dist.entry_points if ep.group == group]
         except Exception as exc:  # noqa: BLE001 - any malformed entry_points.txt is reported
@@ -172,9 +224,86 @@ def scan_with_problems(group: str = PLUGIN_GROUP) -> ScanResult:
                     path=_plugin_path(dist, ep.value),
                     requires_kernel=requires_kernel,
                     group=group,
+                    metadata_dir=Path(folder) if folder is not None else None,
                 )
             )
-    return ScanResult(tuple(sources), tuple(problems))
+    refusals = tuple(
+        None if kernel_version is None else kernel_requirement_error(source, kernel_version)
+        for source in sources
+    )
+    return ScanResult(tuple(sources), tuple(problems), refusals), watch
+
+
+def _metadata_folder(dist: importlib.metadata.Distribution) -> str | None:
+    """The metadata folder of a distribution found on disk (``None`` inside a zip file)."""
+    # PathDistribution keeps its folder in ``_path``; importlib.metadata offers no public way
+    # to ask where a distribution's metadata is, and without it nothing is cached.
+    folder = getattr(dist, "_path", None)
+    return os.fspath(folder) if isinstance(folder, PurePath) else None
+
+
+def _name_from_folder(folder: str | None) -> str | None:
+    """The normalised name in a ``name-version.dist-info`` (or ``.egg-info``) folder's name,
+    as ``importlib.metadata`` reads it to tell distributions apart."""
+    if folder is None:
+        return None
+    stem, dot, suffix = os.path.basename(folder).rpartition(".")
+    if not dot or suffix.lower() not in ("dist-info", "egg-info"):
+        return None
+    name = stem.partition("-")[0]
+    return normalize_name(name) if name else None
+
+
+def _encode_scan(result: ScanResult) -> dict[str, Any]:
+    def text(path: Path | None) -> str | None:
+        return None if path is None else str(path)
+
+    return {
+        "sources": [
+            [
+                s.plugin_id,
+                s.entry_point,
+                s.distribution,
+                s.distribution_version,
+                text(s.path),
+                s.requires_kernel,
+                text(s.metadata_dir),
+            ]
+            for s in result.sources
+        ],
+        "problems": list(result.problems),
+        "refusals": list(result.refusals or [None] * len(result.sources)),
+    }
+
+
+def _text(value: object, *, optional: bool = True) -> Any:
+    if isinstance(value, str) or (optional and value is None):
+        return value
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def _decode_scan(data: Any, *, group: str) -> ScanResult:
+    """The :class:`ScanResult` that :func:`_encode_scan` wrote; ``TypeError`` for damaged data."""
+    sources = []
+    for row in data["sources"]:
+        pid, value, dist, version, path, requires, folder = row
+        sources.append(
+            PluginSource(
+                plugin_id=_text(pid, optional=False),
+                entry_point=_text(value, optional=False),
+                distribution=_text(dist),
+                distribution_version=_text(version),
+                path=None if path is None else Path(_text(path)),
+                requires_kernel=_text(requires),
+                group=group,
+                metadata_dir=None if folder is None else Path(_text(folder)),
+            )
+        )
+    problems = tuple(_text(p, optional=False) for p in data["problems"])
+    refusals = tuple(_text(r) for r in data["refusals"])
+    if len(refusals) != len(sources):
+        raise ValueError("one refusal per source expected")
+    return ScanResult(tuple(sources), problems, refusals)
 
 
 def _metadata_field(dist: importlib.metadata.Distribution, field: str) -> str | None:
@@ -221,6 +350,9 @@ def _plugin_path(dist: importlib.metadata.Distribution, value: str) -> Path | No
 
 
 def _editable_project(dist: importlib.metadata.Distribution) -> Path | None:
+    import json
+    from urllib.parse import unquote, urlparse
+
     text = dist.read_text("direct_url.json")
     if not text:
         return None
@@ -259,6 +391,8 @@ def duplicate_message(plugin_id: str, claims: Sequence[PluginSource]) -> str:
 
 def installed_kernel_version() -> str | None:
     """The installed mofa-kernel distribution's version, or ``None`` when it is not installed."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(_KERNEL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
@@ -325,10 +459,14 @@ class SurveyEntry:
 @attrs.frozen
 class Survey:
     """Every discovered plugin's :class:`SurveyEntry` in scan order, and the unreadable
-    distributions (``problems``, one line each)."""
+    distributions (``problems``, one line each).
+
+    ``fingerprint`` is the scan's (see :class:`ScanResult`) when it was made from one.
+    """
 
     entries: tuple[SurveyEntry, ...]
     problems: tuple[str, ...] = ()
+    fingerprint: str | None = attrs.field(default=None, eq=False)
 
     def loadable(self) -> list[PluginSource]:
         """The sources that may be imported: neither excluded nor refused."""
@@ -354,9 +492,13 @@ def survey(
     defaults to a fresh :func:`scan_with_problems` of ``group``.
     """
     problems: tuple[str, ...] = ()
+    refusals: tuple[str | None, ...] | None = None
+    fingerprint: str | None = None
     if sources is None:
         scanned = scan_with_problems(group)
-        sources, problems = scanned.sources, scanned.problems
+        sources, problems, fingerprint = scanned.sources, scanned.problems, scanned.fingerprint
+        if kernel_version is None:
+            refusals = scanned.refusals
     verdicts: dict[int, SurveyEntry] = {}
     candidates: list[PluginSource] = []
     for index, source in enumerate(sources):
@@ -373,12 +515,15 @@ def survey(
             message = duplicate_message(source.plugin_id, duplicates[source.plugin_id])
             verdicts[index] = SurveyEntry(source, "failed", message)
             continue
-        refusal = kernel_requirement_error(source, kernel_version)
+        if refusals is not None:
+            refusal = refusals[index]
+        else:
+            refusal = kernel_requirement_error(source, kernel_version)
         if refusal is not None:
             verdicts[index] = SurveyEntry(source, "failed", refusal)
         else:
             verdicts[index] = SurveyEntry(source, "discovered")
-    return Survey(tuple(verdicts[i] for i in range(len(sources))), problems)
+    return Survey(tuple(verdicts[i] for i in range(len(sources))), problems, fingerprint)
 
 
 def load_plugin_object(source: PluginSource) -> object:
@@ -392,6 +537,8 @@ def load_plugin_object(source: PluginSource) -> object:
     message, and the file and line that failed) and the original exception
     as ``__cause__``.
     """
+    import importlib.metadata
+
     try:
         named = importlib.metadata.EntryPoint(
             name=source.plugin_id, value=source.entry_point, group=source.group
@@ -489,14 +636,18 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join(lines) if lines else "(no message)"
 
 
-_IMPORTLIB_ROOT: Final = os.path.dirname(os.path.dirname(importlib.metadata.__file__ or ""))
+@functools.cache
+def _importlib_root() -> str:
+    import importlib.metadata
+
+    return os.path.dirname(os.path.dirname(importlib.metadata.__file__ or ""))
 
 
 def _is_machinery(filename: str) -> bool:
     return (
         filename.startswith("<frozen")
         or filename == __file__
-        or filename.startswith(_IMPORTLIB_ROOT + os.sep)
+        or filename.startswith(_importlib_root() + os.sep)
     )
 
 

@@ -236,6 +236,9 @@ class PluginManager:
         #: seconds is a fault (``None``: do not watch).
         self.block_limit = block_limit
         self._monitor: LoopMonitor | None = None
+        #: Set from the monitor's thread when it sees a blocked loop; read on every execute.
+        self._incident_seen = False
+        self._claiming: _Slot | None = None
         self.hot_reload = hot_reload if hot_reload is not None else HotReloadConfig()
         self._settings = settings
         self._slots: dict[str, _Slot] = {}
@@ -594,17 +597,37 @@ class PluginManager:
                 PluginManager.execute.__code__: _read_execute_frame,
                 PluginManager._invoke.__code__: _read_invoke_frame,
             }
-            self._monitor = LoopMonitor(self.block_limit, anchors, self._blocked)
+            self._monitor = LoopMonitor(
+                self.block_limit, anchors, self._blocked, on_seen=self._incident_noticed
+            )
         self._monitor.start(asyncio.get_running_loop())
 
     def _blocked(self, incident: BlockIncident) -> None:
         slot = self._slots.get(incident.plugin_id)
         if slot is None or slot.state.is_error:
             return
-        if slot.busy:  # its lifecycle call is still running: it fails when that returns
+        if slot.busy or slot is self._claiming:
+            # The call that blocked is still on its way out: it fails as it returns.
             slot.pending_fault = incident.describe()
             return
         self._fail(slot, incident.hook, None, incident.describe())
+
+    def _incident_noticed(self) -> None:
+        # Called from the monitor's thread: one plain assignment, read by the loop.
+        self._incident_seen = True
+
+    def _claim_incidents(self, slot: _Slot) -> str | None:
+        """Deliver what the loop monitor saw; return the fault of ``slot``'s call, if any."""
+        self._incident_seen = False
+        monitor = self._monitor
+        if monitor is not None:
+            self._claiming = slot
+            try:
+                monitor.deliver()
+            finally:
+                self._claiming = None
+        fault, slot.pending_fault = slot.pending_fault, None
+        return fault
 
     def _dependents_up(self, plugin_id: str) -> list[str]:
         """The running or paused plugins that need ``plugin_id``, last started first."""
@@ -692,11 +715,10 @@ class PluginManager:
                 result = await call_with_deadline(result, slot.timeout)
             if result is not None and hook in _RETURNS_NOTHING:
                 raise _WrongReturn(f"returned {type(result).__name__}, expected None")
-            if self._monitor is not None and self._monitor.pending:
-                self._monitor.deliver()  # it saw this call block the loop: fail it now
-            if slot.pending_fault is not None:
-                fault, slot.pending_fault = slot.pending_fault, None
-                raise _WrongReturn(fault)
+            if self._incident_seen or slot.pending_fault is not None:
+                fault = self._claim_incidents(slot)  # this call blocked the loop: it fails
+                if fault is not None:
+                    raise _WrongReturn(fault)
         except BaseException as exc:
             self._trace_call(slot, hook, started, "failed")
             failure = self._plugin_failure(slot, hook, exc)
@@ -905,6 +927,10 @@ class PluginManager:
                 raise
             self._trace_call(slot, "execute", started, "failed")
             raise failure from exc
+        if self._incident_seen:
+            fault = self._claim_incidents(slot)
+            if fault is not None:  # this execute blocked the event loop
+                raise self._fail(slot, "execute", None, fault)
         if type(result) is not str:
             raise self._fail(
                 slot, "execute", None, f"returned {type(result).__name__}, expected str"

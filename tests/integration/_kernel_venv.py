@@ -296,6 +296,8 @@ class KernelVenv:
     def environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MOFA_", "PYTHON"))}
         env.pop("VIRTUAL_ENV", None)
+        if "MOFA_CACHE_DIR" in os.environ:  # the suite's private cache, never ~/.cache
+            env["MOFA_CACHE_DIR"] = os.environ["MOFA_CACHE_DIR"]
         env["MKT_MARKER_DIR"] = str(self.markers)
         env.update(extra or {})
         return env

@@ -8,18 +8,19 @@ Importing ``mofa_kernel`` never imports this package.
 
 from __future__ import annotations
 
-import argparse
-import logging
+import sys
 from collections.abc import Callable, Sequence
-from typing import Final
 
-from mofa_kernel._errors import PluginConfigError
+from ._output import EXIT_USAGE, PROG, Output
 
-from ._output import EXIT_USAGE, PROG, Output, UsageError
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the fast path
+if TYPE_CHECKING:
+    import argparse
+    from typing import Final
 
 __all__ = ["build_parser", "main"]
 
-Handler = Callable[[argparse.Namespace, Output], int]
+Handler = Callable[["argparse.Namespace", Output], int]
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
@@ -33,17 +34,19 @@ def _version() -> str:
 
 
 def _commands() -> list[Registrar]:
-    from . import _plugins, _run
+    from . import _cache, _dev, _new_plugin, _plugins, _run
 
-    return [_plugins.register, _run.register]
+    return [_plugins.register, _run.register, _dev.register, _cache.register, _new_plugin.register]
 
 
 #: Module names of the commands, in the order ``--help`` lists them.
-COMMANDS: Final = ("plugins", "run")
+COMMANDS: Final = ("plugins", "run", "dev", "cache", "new-plugin")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree: global options, then one subparser per command."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Discover, check and run mofa-kernel plugins (entry-point group mofa.plugins).",
@@ -68,10 +71,27 @@ def _exit_status(code: object) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    ``plugins list`` first tries :func:`._listing.replay`: the same listing,
+    stored by an earlier run for the same installation and inputs, printed
+    without parsing the command line through argparse or importing the library.
+    """
+    from ._listing import replay
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    replayed = replay(words, Output())
+    if replayed is not None:
+        return replayed
+    import logging
+
+    from mofa_kernel._errors import PluginConfigError
+
+    from ._output import UsageError
+
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # --help, --version and usage errors end inside argparse
         return _exit_status(exc.code)
     out = Output()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Final, TextIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the fast path
+if TYPE_CHECKING:
+    from typing import Final, TextIO
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Output", "UsageError", "format_table"]
 

@@ -7,6 +7,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Final
 
+from ._listing import ROW_KEYS, entry_row, print_rows, remember
 from ._output import EXIT_FAILED, EXIT_OK, Output, format_table
 from ._session import find_entry, load_settings, make_manager, record_error, survey_plugins
 
@@ -80,59 +81,37 @@ def _metadata_data(metadata: PluginMetadata | None) -> Any:
 
 
 def _entry_data(entry: SurveyEntry) -> dict[str, Any]:
-    source = entry.source
-    return {
-        "id": source.plugin_id,
-        "distribution": source.distribution,
-        "distribution_version": source.distribution_version,
-        "entry_point": source.entry_point,
-        "enabled": entry.enabled,
-        "status": entry.status,
-        "reason": entry.reason,
-        "path": str(source.path) if source.path is not None else None,
-        "requires_kernel": source.requires_kernel,
-        "metadata": None,
-    }
+    row = entry_row(entry)
+    return {key: row[key] for key in ROW_KEYS}
 
 
 def _list(args: argparse.Namespace, out: Output) -> int:
+    from mofa_kernel import _cache
+
+    inputs = _cache.listing_inputs(args.config) if _cache.enabled() else None
     settings = load_settings(args)
-    entries = sorted(
-        survey_plugins(settings, out).entries,
-        key=lambda e: (e.plugin_id, e.source.distribution or ""),
-    )
-    if args.json:
-        out.json([_entry_data(entry) for entry in entries])
-        return EXIT_OK
-    if not entries:
-        out.line("No plugins installed (entry-point group mofa.plugins).")
-        return EXIT_OK
-    rows = [
-        [
-            e.plugin_id,
-            e.source.distribution or "-",
-            e.source.distribution_version or "-",
-            "yes" if e.enabled else "no",
-            e.status,
-            e.source.entry_point,
-            e.reason or "",
-        ]
-        for e in entries
-    ]
-    headers = ["ID", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY POINT", "NOTE"]
-    out.line(format_table(headers, rows))
+    surveyed = survey_plugins(settings, out)
+    entries = sorted(surveyed.entries, key=lambda e: (e.plugin_id, e.source.distribution or ""))
+    rows = [entry_row(entry) for entry in entries]
+    remember(args.config, inputs, surveyed, rows)
+    print_rows(rows, as_json=args.json, out=out)
     return EXIT_OK
 
 
 def _load_metadata(
     settings: KernelSettings, entry: SurveyEntry
 ) -> tuple[PluginMetadata | None, str | None]:
-    """Import one plugin (and no other) to read its metadata; returns (metadata, error)."""
+    """Import one plugin (and no other) to read its metadata; returns (metadata, error).
+
+    What it learns goes to the metadata cache, for ``plugins list``.
+    """
+    from mofa_kernel._cache import MetadataNotes
     from mofa_kernel._discovery import load_plugin_object
     from mofa_kernel._errors import PluginError
 
     manager = make_manager(settings)
     pid = entry.plugin_id
+    notes = MetadataNotes.before([entry.source])
     try:
         registered = manager.register(load_plugin_object(entry.source))
     except PluginError as exc:
@@ -143,7 +122,26 @@ def _load_metadata(
             f"entry point {pid!r} names a plugin whose metadata id is {registered!r}; "
             f"they must match"
         )
+    if metadata is not None:
+        notes.learned(entry.source, metadata)
+        notes.save()
     return metadata, None
+
+
+def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
+    """The metadata the cache holds for a plugin that is not imported now, if still valid."""
+    from mofa_kernel._cache import lookup_metadata
+    from mofa_kernel._errors import SerializationError
+    from mofa_kernel._metadata import PluginMetadata
+    from mofa_kernel._serde import from_data
+
+    (data,) = lookup_metadata([entry_row(entry)])
+    if data is None:
+        return None
+    try:
+        return from_data(PluginMetadata, data)
+    except SerializationError:
+        return None
 
 
 def _info(args: argparse.Namespace, out: Output) -> int:
@@ -156,8 +154,10 @@ def _info(args: argparse.Namespace, out: Output) -> int:
     metadata = None
     if entry.status == "discovered":
         metadata, error = _load_metadata(settings, entry)
-    elif entry.status == "failed":
-        error = entry.reason
+    else:
+        metadata = _cached_metadata(entry)
+        if entry.status == "failed":
+            error = entry.reason
     data["status"] = "failed" if error is not None else entry.status
     data["error"] = error
     data["metadata"] = _metadata_data(metadata)

@@ -1,0 +1,424 @@
+"""An optional lock of approved plugin distributions, checked against their RECORD hashes.
+
+Installing a distribution should not mean that the host trusts it, nor that
+it keeps trusting it after its files change. A :class:`TrustLock` (the file
+``mofa-trust.json``) names the distributions a person approved, each with its
+version and a digest of its ``RECORD``, the installer's list of every file
+with its hash. :meth:`TrustLock.verify` says whether an installed
+distribution is still what was approved: same version, same RECORD, and every
+file RECORD lists still has the hash RECORD gives (no file edited in place,
+none missing, no module added beside them). It reads files and never imports
+them. :func:`exclusion_rule` turns a lock into a rule for
+:func:`mofa_kernel._discovery.survey` that warns about, or refuses, plugins
+whose distribution is not approved.
+
+This module is a proposal: discovery and the command line do not use it yet
+(docs/reliability.md says how they would).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import importlib.machinery
+import importlib.metadata
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
+
+import attrs
+
+from ._errors import PluginConfigError
+
+if TYPE_CHECKING:
+    from ._discovery import ExclusionRule, PluginSource
+
+__all__ = [
+    "LOCK_FILE_NAME",
+    "Approval",
+    "TrustLock",
+    "TrustMode",
+    "Verdict",
+    "approve_all",
+    "exclusion_rule",
+    "find_distribution",
+    "record_problems",
+]
+
+#: The lock file looked for beside the configuration file.
+LOCK_FILE_NAME: Final = "mofa-trust.json"
+_FORMAT: Final = 1
+#: Hashes RECORD may use that are strong enough to stand for a file (PEP 376 refuses the rest).
+_STRONG_HASHES: Final = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_512", "blake2b"})
+_IMPORTABLE: Final = tuple(sorted(set(importlib.machinery.all_suffixes()), key=len, reverse=True))
+
+_logger = logging.getLogger("mofa_kernel")
+
+#: ``"warn"``: log and load anyway; ``"refuse"``: never import what is not approved.
+TrustMode = Literal["warn", "refuse"]
+#: ``"approved"``, ``"unapproved"`` (not in the lock), ``"changed"`` (in the lock, but
+#: not what was approved) or ``"unverifiable"`` (no RECORD to check, or an editable install).
+Status = Literal["approved", "unapproved", "changed", "unverifiable"]
+
+
+def _normalize(name: str) -> str:
+    from ._discovery import normalize_name
+
+    return normalize_name(name)
+
+
+def _metadata_name(dist: importlib.metadata.Distribution) -> str:
+    names = dist.metadata.get_all("Name")
+    name = names[0] if names else None
+    if not name:
+        raise ValueError(f"the distribution in {dist.locate_file('')} has no Name")
+    return str(name)
+
+
+def _record_text(dist: importlib.metadata.Distribution) -> str | None:
+    return dist.read_text("RECORD")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _editable_project(dist: importlib.metadata.Distribution) -> str | None:
+    text = dist.read_text("direct_url.json")
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    dir_info = data.get("dir_info") if isinstance(data, dict) else None
+    if isinstance(dir_info, dict) and dir_info.get("editable"):
+        return str(data.get("url", "an editable project"))
+    return None
+
+
+def _file_hash(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 16), b""):
+            digest.update(block)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
+
+
+def _record_rows(record: str) -> list[tuple[str, str, str]]:
+    """RECORD's rows as (path, algorithm, urlsafe-base64 digest); unhashed rows have empty
+    algorithm and digest. Read here rather than through ``Distribution.files``, which leaves
+    out files that no longer exist on Python 3.12 and newer."""
+    rows = []
+    for row in csv.reader(record.splitlines()):
+        if not row or not row[0]:
+            continue
+        algorithm, _, digest = (row[1] if len(row) > 1 else "").partition("=")
+        rows.append((row[0], algorithm, digest))
+    return rows
+
+
+def record_problems(dist: importlib.metadata.Distribution) -> list[str]:
+    """How the files of ``dist`` differ from what its RECORD says, one phrase each.
+
+    Checks every file RECORD lists with a hash (files listed without one,
+    such as compiled ``.pyc``, cannot be checked), and looks for importable
+    files added to the package folders RECORD covers. Reads; never imports.
+    """
+    record = _record_text(dist)
+    if record is None:
+        return ["no RECORD"]
+    problems: list[str] = []
+    root = Path(str(dist.locate_file(""))).resolve()
+    listed: set[Path] = set()
+    package_dirs: set[Path] = set()
+    for name, algorithm, expected in _record_rows(record):
+        path = Path(str(dist.locate_file(name))).resolve()
+        listed.add(path)
+        if not algorithm:
+            continue
+        if path.parent != root:
+            package_dirs.add(path.parent)
+        if algorithm not in _STRONG_HASHES:
+            problems.append(f"{name}: RECORD uses the weak or unknown hash {algorithm!r}")
+            continue
+        try:
+            actual = _file_hash(path, algorithm)
+        except FileNotFoundError:
+            problems.append(f"{name}: missing")
+            continue
+        except OSError as exc:
+            problems.append(f"{name}: unreadable ({exc.strerror or type(exc).__name__})")
+            continue
+        if actual != expected:
+            problems.append(f"{name}: modified since it was installed")
+    for folder in sorted(package_dirs):
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(_IMPORTABLE) and entry.resolve() not in listed:
+                problems.append(f"{entry.relative_to(root).as_posix()}: not in RECORD (added)")
+    return problems
+
+
+@attrs.frozen
+class Approval:
+    """One approved distribution: its name and version and the digest of its RECORD."""
+
+    distribution: str
+    version: str | None
+    #: The SHA-256 of the RECORD file's text, in hex.
+    record_sha256: str
+    #: How many files RECORD lists with a hash (for people reading the lock).
+    files: int = 0
+
+
+@attrs.frozen
+class Verdict:
+    """What :meth:`TrustLock.verify` found for one distribution."""
+
+    distribution: str
+    status: Status
+    problems: tuple[str, ...] = ()
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+    def describe(self) -> str:
+        """One line: ``"trust-alpha: changed since approval (trust_alpha/x.py: modified ...)"``."""
+        words = {
+            "approved": "approved",
+            "unapproved": "not approved",
+            "changed": "changed since approval",
+            "unverifiable": "cannot be verified",
+        }[self.status]
+        detail = f" ({'; '.join(self.problems)})" if self.problems else ""
+        return f"{self.distribution}: {words}{detail}"
+
+
+def _problem(source: str, where: str, message: str) -> str:
+    return f"{source}: {where}: {message}"
+
+
+@attrs.frozen
+class TrustLock:
+    """The approved distributions, by normalised name; an empty lock approves nothing."""
+
+    approvals: Mapping[str, Approval] = attrs.field(factory=dict)
+
+    def approve(self, dist: importlib.metadata.Distribution) -> TrustLock:
+        """A lock that also approves ``dist`` as it is installed now.
+
+        Raises :class:`~mofa_kernel.PluginConfigError` for a distribution that
+        cannot be verified later (no RECORD, or an editable install).
+        """
+        name = _metadata_name(dist)
+        editable = _editable_project(dist)
+        if editable is not None:
+            raise PluginConfigError(
+                f"{name}: an editable install ({editable}) cannot be approved: "
+                f"RECORD does not cover its code"
+            )
+        record = _record_text(dist)
+        if record is None:
+            raise PluginConfigError(f"{name}: has no RECORD to approve")
+        problems = record_problems(dist)
+        if problems:
+            raise PluginConfigError(
+                "\n".join(
+                    f"{name}: {problem}; reinstall it before approving" for problem in problems
+                )
+            )
+        hashed = sum(1 for _, algorithm, _ in _record_rows(record) if algorithm)
+        approval = Approval(name, dist.version, _digest(record), hashed)
+        return attrs.evolve(self, approvals={**self.approvals, _normalize(name): approval})
+
+    def revoke(self, name: str) -> TrustLock:
+        """A lock without the approval of distribution ``name``."""
+        key = _normalize(name)
+        return attrs.evolve(self, approvals={k: v for k, v in self.approvals.items() if k != key})
+
+    def verify(self, dist: importlib.metadata.Distribution) -> Verdict:
+        """Whether ``dist``, as installed now, is the distribution that was approved."""
+        name = _metadata_name(dist)
+        approval = self.approvals.get(_normalize(name))
+        if approval is None:
+            return Verdict(name, "unapproved")
+        editable = _editable_project(dist)
+        if editable is not None:
+            return Verdict(name, "unverifiable", (f"editable install of {editable}",))
+        record = _record_text(dist)
+        if record is None:
+            return Verdict(name, "unverifiable", ("no RECORD",))
+        problems: list[str] = []
+        if dist.version != approval.version:
+            problems.append(f"version {dist.version}, approved {approval.version}")
+        if _digest(record) != approval.record_sha256:
+            problems.append("RECORD differs from the approved one")
+        problems += record_problems(dist)
+        return Verdict(name, "changed" if problems else "approved", tuple(problems))
+
+    # -- the lock file ------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """The lock file's text: sorted, indented, one approval per distribution."""
+        approved = {key: attrs.asdict(approval) for key, approval in sorted(self.approvals.items())}
+        return json.dumps({"version": _FORMAT, "approved": approved}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = LOCK_FILE_NAME) -> TrustLock:
+        """Read a lock file's text; :class:`~mofa_kernel.PluginConfigError` lists every problem."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PluginConfigError(f"{source}: not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise PluginConfigError(f"{source}: expected a JSON object")
+        problems: list[str] = []
+        if data.get("version") != _FORMAT:
+            problems.append(_problem(source, "version", f"expected {_FORMAT}"))
+        approved = data.get("approved", {})
+        if not isinstance(approved, dict):
+            raise PluginConfigError(_problem(source, "approved", "expected an object"))
+        approvals: dict[str, Approval] = {}
+        for key, entry in approved.items():
+            where = f"approved.{key}"
+            try:
+                approval = _approval(entry)
+            except ValueError as exc:
+                problems.append(_problem(source, where, str(exc)))
+                continue
+            if _normalize(approval.distribution) != key:
+                problems.append(
+                    _problem(source, where, f"is keyed {key!r} but names {approval.distribution!r}")
+                )
+                continue
+            approvals[key] = approval
+        for key in sorted(set(data) - {"version", "approved"}):
+            problems.append(_problem(source, key, "unknown key"))
+        if problems:
+            raise PluginConfigError("\n".join(problems))
+        return cls(approvals)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> TrustLock:
+        """The lock in ``path``; a missing file is an error (no lock means no lock asked for)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PluginConfigError(f"{path}: trust lock not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PluginConfigError(f"{path}: cannot read the trust lock: {exc}") from None
+        return cls.from_json(text, source=str(path))
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the lock to ``path`` (replacing it whole, so a reader never sees half)."""
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(self.to_json(), encoding="utf-8")
+        os.replace(partial, target)
+
+
+def _approval(entry: object) -> Approval:
+    if not isinstance(entry, dict):
+        raise ValueError("expected an object")
+    unknown = sorted(set(entry) - {"distribution", "version", "record_sha256", "files"})
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}")
+    name, version = entry.get("distribution"), entry.get("version")
+    digest, files = entry.get("record_sha256"), entry.get("files", 0)
+    if not isinstance(name, str) or not name:
+        raise ValueError("distribution: expected a name")
+    if version is not None and not isinstance(version, str):
+        raise ValueError("version: expected a string or null")
+    if not (isinstance(digest, str) and len(digest) == 64 and _is_hex(digest)):
+        raise ValueError("record_sha256: expected 64 hex digits")
+    if not isinstance(files, int) or isinstance(files, bool) or files < 0:
+        raise ValueError("files: expected a count")
+    return Approval(name, version, digest, files)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def find_distribution(name: str) -> importlib.metadata.Distribution | None:
+    """The installed distribution ``name`` that discovery would use (the first on ``sys.path``)."""
+    try:
+        return importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def exclusion_rule(
+    lock: TrustLock,
+    mode: TrustMode,
+    *,
+    base: ExclusionRule | None = None,
+    warn: Callable[[str], None] | None = None,
+    distributions: Callable[[str], importlib.metadata.Distribution | None] = find_distribution,
+) -> ExclusionRule:
+    """A rule for ``survey()``: ``base``'s verdict first, then the lock's.
+
+    A plugin whose distribution is not approved is refused (``mode="refuse"``:
+    excluded, so never imported, with the reason) or reported through ``warn``
+    (``mode="warn"``; default: a warning on the ``mofa_kernel`` logger) and
+    allowed. Each distribution is verified, and warned about, once per rule.
+    """
+    verdicts: dict[str, Verdict] = {}
+    warned: set[str] = set()
+    report = warn if warn is not None else _logger.warning
+
+    def verdict_for(source: PluginSource) -> Verdict:
+        name = source.distribution
+        if name is None:
+            return Verdict("(no distribution)", "unverifiable", ("plugin has no distribution",))
+        key = _normalize(name)
+        if key not in verdicts:
+            dist = distributions(name)
+            verdicts[key] = (
+                lock.verify(dist)
+                if dist is not None
+                else Verdict(name, "unverifiable", ("not installed",))
+            )
+        return verdicts[key]
+
+    def rule(source: PluginSource) -> str | None:
+        reason = base(source) if base is not None else None
+        if reason is not None:
+            return reason
+        verdict = verdict_for(source)
+        if verdict.approved:
+            return None
+        if mode == "refuse":
+            return f"refused by the trust lock: {verdict.describe()}"
+        key = _normalize(verdict.distribution)
+        if key not in warned:
+            warned.add(key)
+            report(f"plugin {source.plugin_id!r} from {verdict.describe()}")
+        return None
+
+    return rule
+
+
+def approve_all(lock: TrustLock, names: Iterable[str]) -> tuple[TrustLock, list[str]]:
+    """Approve every installed distribution in ``names``; the new lock and one line per
+    distribution that could not be approved."""
+    problems: list[str] = []
+    for name in names:
+        dist = find_distribution(name)
+        if dist is None:
+            problems.append(f"{name}: not installed")
+            continue
+        try:
+            lock = lock.approve(dist)
+        except PluginConfigError as exc:
+            problems.extend(str(exc).splitlines())
+    return lock, problems
