@@ -7,8 +7,8 @@ import json
 import os
 import subprocess
 import sys
-import types
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -199,7 +199,7 @@ def test_import_discovers_and_imports_no_plugin(tmp_path: Path) -> None:
 
 
 def test_type_hints_of_every_public_class_resolve() -> None:
-    """Shown as ``mofa_kernel.X``, the classes still give their hints to typing, attrs and cattrs."""
+    """Shown as ``mofa_kernel.X``, classes still give their hints to typing, attrs and cattrs."""
     import typing
 
     import attrs
