@@ -95,7 +95,9 @@ def test_class_instead_of_instance_is_refused() -> None:
 
 def test_metadata_of_wrong_type_is_refused() -> None:
     module = _module(plugin_metadata=lambda: {"id": "x"})
-    with pytest.raises(PluginLoadError, match="metadata is dict, expected PluginMetadata"):
+    with pytest.raises(
+        PluginLoadError, match=r"plugin_metadata\(\) returned dict, expected PluginMetadata"
+    ):
         as_agent_plugin(module, label="'x'")
 
 

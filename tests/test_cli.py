@@ -257,10 +257,11 @@ def test_list_table(installed: FakeSite, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["ID", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY",
-                                "POINT", "NOTE"]  # fmt: skip
+                                "POINT", "PATH", "NOTE"]  # fmt: skip
     alpha = next(line for line in lines if line.startswith("alpha "))
-    assert alpha.split() == ["alpha", "mkt-alpha", "2.0", "yes", "discovered",
-                             "mkt_alpha:AlphaPlugin"]  # fmt: skip
+    assert alpha.split()[:6] == ["alpha", "mkt-alpha", "2.0", "yes", "discovered",
+                                 "mkt_alpha:AlphaPlugin"]  # fmt: skip
+    assert alpha.split()[6].endswith("mkt_alpha.py")
     assert err == ""
 
 

@@ -9,6 +9,7 @@ hook or argument is refused at registration with a message that names it.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import inspect
 import weakref
@@ -165,27 +166,29 @@ class HookPlugin(AgentPlugin, HotReloadable):
     def __repr__(self) -> str:
         return f"HookPlugin({self._metadata.id!r}, hooks={self.hooks!r})"
 
-    async def load(self, ctx: PluginContext) -> None:
+    async def load(
+        self, ctx: PluginContext
+    ) -> Any:  # the hook's value: the manager checks it is None
         self.context = ctx
-        await self._call("load", ctx=ctx)
+        return await self._call("load", ctx=ctx)
 
-    async def init_plugin(self) -> None:
-        await self._call("init_plugin")
+    async def init_plugin(self) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("init_plugin")
 
-    async def start(self) -> None:
-        await self._call("start")
+    async def start(self) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("start")
 
-    async def pause(self) -> None:
-        await self._call("pause")
+    async def pause(self) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("pause")
 
-    async def resume(self) -> None:
-        await self._call("resume")
+    async def resume(self) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("resume")
 
-    async def stop(self) -> None:
-        await self._call("stop")
+    async def stop(self) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("stop")
 
-    async def unload(self) -> None:
-        await self._call("unload")
+    async def unload(self) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("unload")
 
     async def execute(self, input: str) -> str:
         hook = self._impls.get("execute")
@@ -210,14 +213,16 @@ class HookPlugin(AgentPlugin, HotReloadable):
         result: dict[str, Any] = self._impls["stats"]()
         return result
 
-    async def refresh(self) -> None:
-        await self._call("refresh")
+    async def refresh(self) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("refresh")
 
     async def save_state(self) -> object:
         return await self._call("save_state")
 
-    async def restore_state(self, state: object) -> None:
-        await self._call("restore_state", state=state)
+    async def restore_state(
+        self, state: object
+    ) -> Any:  # the hook's value: the manager checks it is None
+        return await self._call("restore_state", state=state)
 
     async def _call(self, name: str, **arguments: Any) -> Any:
         hook = self._impls.get(name)
@@ -244,11 +249,11 @@ def as_agent_plugin(obj: object, *, label: str) -> AgentPlugin:
                 f"plugin {label}: {type(obj).__name__} has no metadata; give it a "
                 "`metadata` class attribute, property or instance attribute"
             ) from exc
-        except Exception as exc:
+        except _METADATA_FAULTS as exc:
             raise PluginLoadError(
                 f"plugin {label}: reading its metadata raised {type(exc).__name__}: {exc}"
             ) from exc
-        _check_metadata(metadata, label)
+        _check_metadata(metadata, label, "its metadata is")
         return obj
     if isinstance(obj, type) and issubclass(obj, AgentPlugin):
         raise PluginLoadError(
@@ -264,20 +269,30 @@ def as_agent_plugin(obj: object, *, label: str) -> AgentPlugin:
         raise PluginLoadError(f"plugin {label}: the required hook 'plugin_metadata' is missing")
     try:
         metadata = marked["plugin_metadata"]()
-    except Exception as exc:
+    except _METADATA_FAULTS as exc:
         raise PluginLoadError(
             f"plugin {label}: plugin_metadata() raised {type(exc).__name__}: {exc}"
         ) from exc
     if inspect.isawaitable(metadata):
-        if inspect.iscoroutine(metadata):
-            metadata.close()
+        _close(metadata)
         raise PluginLoadError(f"plugin {label}: plugin_metadata() must be a plain function")
-    _check_metadata(metadata, label)
+    _check_metadata(metadata, label, "plugin_metadata() returned")
     return HookPlugin(obj, metadata)
 
 
-def _check_metadata(metadata: object, label: str) -> None:
+#: What reading a plugin's metadata may raise and still only refuse that plugin. Not
+#: KeyboardInterrupt: that is the person at the terminal (see docs/design.md).
+_METADATA_FAULTS: Final = (Exception, SystemExit, asyncio.CancelledError)
+
+
+def _close(value: object) -> None:
+    if inspect.iscoroutine(value):
+        value.close()  # refused unawaited: no "never awaited" warning later
+
+
+def _check_metadata(metadata: object, label: str, what: str) -> None:
     if not isinstance(metadata, PluginMetadata):
+        _close(metadata)
         raise PluginLoadError(
-            f"plugin {label}: metadata is {type(metadata).__name__}, expected PluginMetadata"
+            f"plugin {label}: {what} {type(metadata).__name__}, expected PluginMetadata"
         )

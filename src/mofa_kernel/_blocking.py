@@ -128,25 +128,42 @@ class LoopMonitor:
             self._handle = loop.call_later(self.limit / 4, self._heartbeat)
 
     def _watch(self) -> None:
+        # One plugin call is blamed only if it is seen running, the very same call (frame),
+        # for the whole limit while the loop does not turn; many short calls that make the
+        # loop late together are no single call's fault.
+        tick = self.limit / 8
+        suspect: FrameType | None = None
+        since = 0.0
         reported_beat = -1.0
-        while not self._stop.wait(self.limit / 4):
+        while not self._stop.wait(tick):
             loop = self._loop
             if loop is None or loop.is_closed() or self._on_block() is None:
                 return  # the loop or the manager is gone
             beat = self._beat
-            stuck = time.monotonic() - beat
-            if stuck < self.limit or beat == reported_beat:
+            now = time.monotonic()
+            if now - beat < 2 * tick or beat == reported_beat:
+                suspect = None  # the loop turns (or this stretch was reported)
                 continue
-            incident = self._inspect()
-            if incident is not None:
-                reported_beat = beat  # one report per blocked stretch
-                with self._lock:
-                    self._pending.append(incident)
-                on_seen = self._on_seen()
-                if on_seen is not None:
-                    on_seen()
+            found = self._inspect()
+            if found is None:
+                suspect = None
+                continue
+            anchor, incident = found
+            if anchor is not suspect:
+                suspect, since = anchor, now
+                continue
+            if now - since < self.limit:
+                continue
+            reported_beat = beat  # one report per blocked stretch
+            suspect = None
+            with self._lock:
+                self._pending.append(incident)
+            on_seen = self._on_seen()
+            if on_seen is not None:
+                on_seen()
 
-    def _inspect(self) -> BlockIncident | None:
+    def _inspect(self) -> tuple[FrameType, BlockIncident] | None:
+        """The plugin call running in the loop's thread now: its manager frame, and who."""
         frame: FrameType | None = sys._current_frames().get(self._loop_thread)
         innermost = frame
         while frame is not None:
@@ -155,7 +172,7 @@ class LoopMonitor:
                 found = reader(frame)
                 if found is not None:
                     plugin_id, hook = found
-                    return BlockIncident(plugin_id, hook, self.limit, _where(innermost))
+                    return frame, BlockIncident(plugin_id, hook, self.limit, _where(innermost))
             frame = frame.f_back
         return None
 

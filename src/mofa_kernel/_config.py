@@ -32,7 +32,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from ._discovery import PluginSource, normalize_name
-from ._errors import PluginConfigError
+from ._errors import PluginConfigError, quoted
 from ._metadata import JSONValue, PluginConfig
 from ._reload_config import HotReloadConfig, ReloadStrategy
 
@@ -174,7 +174,7 @@ class _Invalid(ValueError):
 
 def _key(path: str, key: object) -> str:
     text = str(key)
-    part = text if _BARE_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+    part = text if _BARE_KEY.fullmatch(text) else quoted(text)
     return f"{path}.{part}" if path else part
 
 

@@ -175,3 +175,14 @@ class MissingDependencyError(DependencyError):
 
 class DependencyCycleError(DependencyError):
     """Plugins depend on each other in a cycle; ``chain`` starts and ends on the same id."""
+
+
+# Characters str.splitlines() breaks on that json.dumps(ensure_ascii=False) writes raw.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def quoted(text: str, *, ascii_only: bool = False) -> str:
+    """``text`` as a JSON string that stays on one line of an error message."""
+    import json
+
+    return json.dumps(text, ensure_ascii=ascii_only).translate(_LINE_BREAKS)

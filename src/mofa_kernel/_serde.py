@@ -39,7 +39,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from ._errors import SerializationError
+from ._errors import SerializationError, quoted
 from ._events import (
     PLUGIN_EVENT_VARIANTS,
     RELOAD_EVENT_VARIANTS,
@@ -116,7 +116,7 @@ def _join(path: str, key: int | str, *, field: bool = False) -> str:
         return f"{path}[{key}]"
     if field or _BARE_KEY.match(key):
         return f"{path}.{key}" if path else key
-    return f"{path}[{json.dumps(key, ensure_ascii=bool(_SURROGATE.search(key)))}]"
+    return f"{path}[{quoted(key, ascii_only=bool(_SURROGATE.search(key)))}]"
 
 
 def error_lines(exc: BaseException, root: str = "$") -> list[str]:

@@ -73,84 +73,11 @@ class KnownFailure:
     owner: str
 
 
-_BLOCKED_EXECUTE_ANSWERS = KnownFailure(
-    tag="D1",
-    expected="an execute that blocks the event loop (time.sleep, 0.5 s) past the block limit "
-    "(0.2 s) fails like any other faulty execute: the caller gets PluginExecutionError naming "
-    "the block, and the plugin is in the error state when execute() returns",
-    actual="the caller gets the plugin's answer; the plugin goes to the error state only at "
-    "the loop monitor's next heartbeat (block_limit / 4 later), because execute() does not "
-    "deliver pending incidents the way _invoke() does",
-    owner="src/mofa_kernel/_manager.py (execute: deliver the monitor's pending incident for "
-    "this call before returning, as _invoke does)",
-)
-_BLOCKED_ANSWER_KEPT = KnownFailure(
-    tag="D2",
-    expected="a health_check or stats that blocks the event loop past the block limit is "
-    "reported like its other faults: health_check() gives False and stats() gives "
-    "{'error': ...} for the plugin",
-    actual="the plugin is put in the error state (the message and the PluginError event are "
-    "right), but health_check() still reports it healthy and stats() returns its figures: "
-    "_invoke() delivers the incident through _blocked() -> _fail() for a slot that is not busy "
-    "and then returns the hook's answer instead of raising",
-    owner="src/mofa_kernel/_manager.py (_invoke: when a delivered incident is about this very "
-    "call, raise its error, as it does for pending_fault)",
-)
-_HOOK_RETURN_DROPPED = KnownFailure(
-    tag="B1",
-    expected="a module-style lifecycle hook returning 42 fails like a class-style one: "
-    "'<hook> failed: returned int, expected None'",
-    actual="HookPlugin.load/init_plugin/start/pause/resume/stop/unload await the hook and "
-    "drop its return value, so the manager sees None and the step succeeds",
-    owner="src/mofa_kernel/_adapters.py (HookPlugin: return the hook's value from each step)",
-)
-_METADATA_BASE_EXCEPTION = KnownFailure(
-    tag="B2",
-    expected="plugin_metadata (or a metadata property) raising CancelledError or SystemExit is "
-    "refused like any other exception: PluginLoadError from register() and a failed record "
-    "from discover()",
-    actual="as_agent_plugin catches only Exception, so CancelledError and SystemExit escape "
-    "register() and discover(): one plugin can end the host (SystemExit) or look like the "
-    "host's own cancellation",
-    owner="src/mofa_kernel/_adapters.py (as_agent_plugin: catch SystemExit and "
-    "asyncio.CancelledError where it catches Exception)",
-)
-_METADATA_COROUTINE_LEAK = KnownFailure(
-    tag="B3",
-    expected="a class-style plugin whose metadata property is async is refused with "
-    "PluginLoadError and nothing else happens",
-    actual="the refusal leaves the coroutine unawaited: 'RuntimeWarning: coroutine ... was "
-    "never awaited' when it is collected (an error under filterwarnings=error)",
-    owner="src/mofa_kernel/_adapters.py (_check_metadata: close a coroutine it refuses, as "
-    "the module-style path already does)",
-)
-_METADATA_TYPE_UNNAMED = KnownFailure(
-    tag="B4",
-    expected="a module's plugin_metadata returning a dict is refused with a message that names "
-    "the hook, like its other refusals ('plugin_metadata() raised ...', 'plugin_metadata() "
-    "must be a plain function')",
-    actual="the message reads \"plugin 'faulty': metadata is dict, expected PluginMetadata\", "
-    "naming neither plugin_metadata nor the fact that it returned the value",
-    owner="src/mofa_kernel/_adapters.py (as_agent_plugin/_check_metadata: say "
-    "'plugin_metadata() returned dict, expected PluginMetadata' for a module-style plugin)",
-)
-
 _LIFECYCLE: Final = ("load", "init_plugin", "start", "pause", "resume", "stop", "unload")
 
 
 def _known_failure(style: str, hook: str, fault: str) -> KnownFailure | None:
-    if fault == "block" and hook == "execute":
-        return _BLOCKED_EXECUTE_ANSWERS
-    if fault == "block" and hook in ("health_check", "stats"):
-        return _BLOCKED_ANSWER_KEPT
-    if fault == "wrong_type" and style == "module" and hook in _LIFECYCLE:
-        return _HOOK_RETURN_DROPPED
-    if hook == "plugin_metadata" and fault in ("cancel", "system_exit"):
-        return _METADATA_BASE_EXCEPTION
-    if hook == "plugin_metadata" and fault == "hang" and style == "class":
-        return _METADATA_COROUTINE_LEAK
-    if hook == "plugin_metadata" and fault == "wrong_type" and style == "module":
-        return _METADATA_TYPE_UNNAMED
+    """The cells that fail today (none: B1 to B4 were fixed; see the git history)."""
     return None
 
 

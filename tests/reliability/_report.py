@@ -79,6 +79,8 @@ class Collector:
     faults_survived: collections.Counter[str] = attrs.field(factory=collections.Counter)
     soak: dict[str, Any] = attrs.field(factory=dict)
     durability: dict[str, Any] = attrs.field(factory=dict)
+    #: Strict expected failures outside the matrix: test name -> reason.
+    other_xfails: dict[str, str] = attrs.field(factory=dict)
 
     def __repr__(self) -> str:
         return f"<Collector: {len(self.cells)} cells, {sum(self.fuzz.values())} fuzz examples>"
@@ -89,6 +91,8 @@ class Collector:
             return
         if isinstance(cell, Cell) and (report.when == "call" or outcome != "passed"):
             self.cells[cell.id] = outcome
+        elif outcome == "xfailed":
+            self.other_xfails[nodeid.rsplit("/", 1)[-1]] = str(report.wasxfail)
         if DOC_CHECK in nodeid:
             return  # the document being out of date is what writing it fixes
         module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
@@ -246,6 +250,15 @@ def render_figures(collector: Collector) -> str:
     ]
     lines = ["| figure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
+    by_reason: dict[str, list[str]] = {}
+    for test, reason in sorted(collector.other_xfails.items()):
+        by_reason.setdefault(reason, []).append(test.split("[", 1)[0])
+    if by_reason:
+        lines += ["", "Strict expected failures outside the matrix, each with its reason:", ""]
+        for reason, tests in by_reason.items():
+            names = ", ".join(f"`{name}`" for name in dict.fromkeys(tests))
+            count = f" ({len(tests)} cases)" if len(tests) > 1 else ""
+            lines.append(f"- {names}{count}: {reason}")
     return "\n".join(lines) + "\n"
 
 

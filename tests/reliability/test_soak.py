@@ -450,15 +450,6 @@ class Brisk(AgentPlugin):
         return input
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="[D3] the loop monitor blames whichever plugin call is on the stack when the "
-    "heartbeat is late, so 400 concurrent 2 ms calls (0.8 s of work in one turn of the loop, "
-    "none longer than 2 ms) put the plugin in the error state as if one call had blocked for "
-    "over 0.2 s; under load (the full soak with tracemalloc tracing 10 frames) innocent "
-    "plugins that never block are failed the same way. _blocking.LoopMonitor should blame a "
-    "call only when the same call (frame) is seen running across the whole limit",
-)
 async def test_a_busy_loop_is_not_a_blocked_loop() -> None:
     limit = 0.2
     manager = PluginManager(block_limit=limit)

@@ -203,11 +203,6 @@ def test_list_shows_distribution_version_and_path(installed: Path, fake_site: Fa
     assert imported(installed) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="[T1] the `plugins list` table shows distribution and version but not the path "
-    "(only --json and `plugins info` have it); the issue asks for all three in the listing",
-)
 def test_list_table_shows_the_path(installed: Path, fake_site: FakeSite) -> None:
     code, out, _ = run_cli("plugins", "list")
     assert code == 0

@@ -85,11 +85,12 @@ def print_rows(rows: Sequence[Mapping[str, Any]], *, as_json: bool, out: Output)
             "yes" if row["enabled"] else "no",
             row["status"],
             row["entry_point"],
+            row["path"] or "-",
             row["reason"] or "",
         ]
         for row in rows
     ]
-    headers = ["ID", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY POINT", "NOTE"]
+    headers = ["ID", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY POINT", "PATH", "NOTE"]
     out.line(format_table(headers, table))
 
 
