@@ -16,6 +16,7 @@ from mofa_kernel._config import (
     PluginSection,
     Selection,
     load_settings,
+    plugin_rule,
     structure_settings,
 )
 from mofa_kernel._discovery import PluginSource
@@ -365,3 +366,41 @@ def test_selection_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MOFA_PLUGINS", "beta")
     selection = Selection.from_settings(KernelSettings())
     assert selection.exclusion_reason(ALPHA) == "not in MOFA_PLUGINS"
+
+
+# -- the trust lock and the loop watch --------------------------------------------------------
+
+
+def test_trust_and_block_limit_keys(tmp_path: Path) -> None:
+    path = tmp_path / "mofa.toml"
+    path.write_text(
+        '[kernel]\ntrust = "refuse"\ntrust_file = "locks/trust.json"\nblock_limit = 0\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(path)
+    assert settings.kernel.trust == "refuse"
+    assert settings.trust_lock_path() == tmp_path / "locks" / "trust.json"
+    assert settings.kernel.block_limit_or_none is None
+    assert KernelSettings().kernel.trust == "off"
+    assert KernelSettings().kernel.block_limit_or_none == 1.0
+
+
+def test_a_bad_trust_mode_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "mofa.toml"
+    path.write_text('[kernel]\ntrust = "maybe"\n', encoding="utf-8")
+    with pytest.raises(PluginConfigError) as caught:
+        load_settings(path)
+    [line] = str(caught.value).splitlines()
+    assert line.endswith('kernel.trust: expected one of "off", "warn", "refuse", got "maybe"')
+
+
+def test_the_trust_lock_asked_for_must_exist(tmp_path: Path) -> None:
+    path = tmp_path / "mofa.toml"
+    path.write_text('[kernel]\ntrust = "warn"\n', encoding="utf-8")
+    settings = load_settings(path)
+    with pytest.raises(PluginConfigError, match="trust lock not found"):
+        plugin_rule(settings, {})
+    (tmp_path / "mofa-trust.json").write_text('{"version": 1, "approved": {}}', encoding="utf-8")
+    rule = plugin_rule(settings, {"MOFA_PLUGINS": "other"})
+    source = PluginSource("calc", "calc:Plugin", "calc-dist", "1.0")
+    assert rule(source) == "not in MOFA_PLUGINS"  # the selection is asked first

@@ -63,6 +63,9 @@ ENV_DISABLE_AUTOLOAD: Final = "MOFA_DISABLE_PLUGIN_AUTOLOAD"
 #: The reload strategies as spelled in the configuration file.
 StrategyName = Literal["immediate", "debounced", "manual", "on_idle"]
 _STRATEGY_NAMES: Final[tuple[str, ...]] = get_args(StrategyName)
+#: What the trust lock does with a plugin whose distribution is not as approved.
+TrustModeName = Literal["off", "warn", "refuse"]
+_TRUST_MODES: Final[tuple[str, ...]] = get_args(TrustModeName)
 _FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
 _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_POSITION: Final = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -86,6 +89,11 @@ class KernelSection:
     #: A plugin call that blocks the event loop longer than this many seconds is a
     #: fault; 0 switches the watch off.
     block_limit: float = 1.0
+    #: The trust lock: "off", or "warn" about / "refuse" plugins whose distribution is
+    #: not approved in ``trust_file`` as it is installed now.
+    trust: TrustModeName = "off"
+    #: The lock file, relative to the configuration file's folder (else the working one).
+    trust_file: str = "mofa-trust.json"
 
     @property
     def block_limit_or_none(self) -> float | None:
@@ -162,6 +170,11 @@ class KernelSettings:
 
     def hot_reload_config(self) -> HotReloadConfig:
         return self.hot_reload.to_config()
+
+    def trust_lock_path(self) -> Path:
+        """Where the trust lock is: ``kernel.trust_file`` beside the configuration file."""
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return base / self.kernel.trust_file
 
 
 class _Invalid(ValueError):
@@ -250,6 +263,14 @@ def _count(value: object, _: object) -> int:
     return count
 
 
+def _trust_mode(value: object, _: object) -> str:
+    choices = ", ".join(f'"{name}"' for name in _TRUST_MODES)
+    if isinstance(value, str) and value in _TRUST_MODES:
+        return value
+    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _kind(value)
+    raise _Invalid(("", f"expected one of {choices}, got {shown}"))
+
+
 def _strategy(value: object, _: object) -> str:
     choices = ", ".join(f'"{name}"' for name in _STRATEGY_NAMES)
     if isinstance(value, str) and value in _STRATEGY_NAMES:
@@ -329,6 +350,7 @@ def _converter() -> cattrs.Converter:
             "deny": override(struct_hook=_names),
             "timeout": override(struct_hook=_positive_seconds),
             "block_limit": override(struct_hook=_seconds),
+            "trust": override(struct_hook=_trust_mode),
         },
         HotReloadSection: {
             "strategy": override(struct_hook=_strategy),
@@ -506,3 +528,22 @@ class Selection:
         if source.plugin_id in self.disabled:
             return f"disabled by {_key('plugins', source.plugin_id)}.enabled"
         return None
+
+
+def plugin_rule(
+    settings: KernelSettings, environ: Mapping[str, str] | None = None
+) -> Callable[[PluginSource], str | None]:
+    """The rule discovery applies to every plugin before importing it: the
+    :class:`Selection`, then the trust lock when ``kernel.trust`` is on.
+
+    Raises :class:`~mofa_kernel.PluginConfigError` when the trust lock is on but
+    its file is missing or malformed.
+    """
+    rule = Selection.from_settings(settings, environ).exclusion_reason
+    mode = settings.kernel.trust
+    if mode == "off":
+        return rule
+    from ._trust import TrustLock, exclusion_rule
+
+    lock = TrustLock.read(settings.trust_lock_path())
+    return exclusion_rule(lock, "refuse" if mode == "refuse" else "warn", base=rule)

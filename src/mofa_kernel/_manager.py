@@ -365,12 +365,11 @@ class PluginManager:
         needs another mofa-kernel is recorded as failed; the rest carry on.
         """
         from ._cache import MetadataNotes
-        from ._config import Selection
+        from ._config import plugin_rule
         from ._discovery import load_plugin_object, survey
 
         settings = self.settings
-        selection = Selection.from_settings(settings, os.environ)
-        found = survey(selection.exclusion_reason)
+        found = survey(plugin_rule(settings, os.environ))
         notes = MetadataNotes.before(found.loadable())  # for `plugins list`, without importing
         for unreadable in found.problems:
             _logger.warning("%s", unreadable)

@@ -12,8 +12,9 @@ them. :func:`exclusion_rule` turns a lock into a rule for
 :func:`mofa_kernel._discovery.survey` that warns about, or refuses, plugins
 whose distribution is not approved.
 
-This module is a proposal: discovery and the command line do not use it yet
-(docs/reliability.md says how they would).
+``kernel.trust`` in the configuration switches it on for discovery
+(:func:`mofa_kernel._config.plugin_rule`); ``mofa-kernel plugins approve``
+writes the lock.
 """
 
 from __future__ import annotations

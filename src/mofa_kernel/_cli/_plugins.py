@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any, Final
 
 from ._listing import ROW_KEYS, entry_row, print_rows, remember
-from ._output import EXIT_FAILED, EXIT_OK, Output, format_table
+from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, format_table
 from ._session import find_entry, load_settings, make_manager, record_error, survey_plugins
 
 if TYPE_CHECKING:
@@ -71,6 +71,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     graph.set_defaults(handler=_graph)
 
+    approve = commands.add_parser(
+        "approve",
+        help="approve installed plugin distributions in the trust lock",
+        description=(
+            "Record the named distributions, as installed now, in the trust lock "
+            '(kernel.trust_file). With kernel.trust = "warn" or "refuse", a plugin whose '
+            "distribution is not approved, or has changed since, is reported or refused."
+        ),
+    )
+    approve.add_argument(
+        "distributions", metavar="DIST", nargs="*", help="a distribution name to approve"
+    )
+    approve.add_argument(
+        "--all", action="store_true", help="approve every distribution that provides a plugin"
+    )
+    approve.set_defaults(handler=_approve)
+
 
 def _metadata_data(metadata: PluginMetadata | None) -> Any:
     if metadata is None:
@@ -93,7 +110,9 @@ def _list(args: argparse.Namespace, out: Output) -> int:
     surveyed = survey_plugins(settings, out)
     entries = sorted(surveyed.entries, key=lambda e: (e.plugin_id, e.source.distribution or ""))
     rows = [entry_row(entry) for entry in entries]
-    remember(args.config, inputs, surveyed, rows)
+    if settings.kernel.trust == "off":
+        # With the trust lock on, every listing checks the files again: never replayed.
+        remember(args.config, inputs, surveyed, rows)
     print_rows(rows, as_json=args.json, out=out)
     return EXIT_OK
 
@@ -354,3 +373,30 @@ def _dot(nodes: list[str], edges: list[tuple[str, tuple[str, ...]]], missing: li
     lines += [f"    {quoted(pid)} -> {quoted(dep)};" for pid, deps in edges for dep in deps]
     lines.append("}")
     return "\n".join(lines)
+
+
+def _approve(args: argparse.Namespace, out: Output) -> int:
+    from mofa_kernel._discovery import normalize_name, scan
+    from mofa_kernel._trust import TrustLock, approve_all
+
+    settings = load_settings(args)
+    path = settings.trust_lock_path()
+    lock = TrustLock.read(path) if path.exists() else TrustLock()
+    names = list(args.distributions)
+    if args.all:
+        names += sorted({s.distribution for s in scan() if s.distribution is not None})
+    if not names:
+        raise UsageError("name the distributions to approve, or use --all")
+    lock, problems = approve_all(lock, names)
+    lock.write(path)
+    failed = {normalize_name(problem.split(":", 1)[0]) for problem in problems}
+    for name in dict.fromkeys(normalize_name(name) for name in names):
+        approval = lock.approvals.get(name)
+        if approval is not None and name not in failed:
+            out.line(
+                f"approved {approval.distribution} {approval.version} "
+                f"({approval.files} files) in {path}"
+            )
+    for problem in problems:
+        out.error(problem)
+    return EXIT_FAILED if problems else EXIT_OK

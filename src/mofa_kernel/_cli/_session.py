@@ -29,10 +29,10 @@ def survey_plugins(settings: KernelSettings, out: Output, *, warn: bool = True) 
     Unreadable distributions go to stderr unless ``warn`` is false (for a
     command whose manager will report them when it discovers).
     """
-    from mofa_kernel._config import Selection
+    from mofa_kernel._config import plugin_rule
     from mofa_kernel._discovery import survey
 
-    result = survey(Selection.from_settings(settings).exclusion_reason)
+    result = survey(plugin_rule(settings))
     for problem in result.problems if warn else ():
         out.error(f"warning: {problem}")
     return result
