@@ -263,20 +263,18 @@ def _count(value: object, _: object) -> int:
     return count
 
 
-def _trust_mode(value: object, _: object) -> str:
-    choices = ", ".join(f'"{name}"' for name in _TRUST_MODES)
-    if isinstance(value, str) and value in _TRUST_MODES:
-        return value
-    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _kind(value)
-    raise _Invalid(("", f"expected one of {choices}, got {shown}"))
+def _one_of(names: tuple[str, ...]) -> Callable[[object, object], str]:
+    """A structure hook accepting exactly one of ``names``."""
+    choices = ", ".join(f'"{name}"' for name in names)
 
+    def structure(value: object, _: object) -> str:
+        if isinstance(value, str) and value in names:
+            return value
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _kind(value)
+        raise _Invalid(("", f"expected one of {choices}, got {shown}"))
 
-def _strategy(value: object, _: object) -> str:
-    choices = ", ".join(f'"{name}"' for name in _STRATEGY_NAMES)
-    if isinstance(value, str) and value in _STRATEGY_NAMES:
-        return value
-    shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _kind(value)
-    raise _Invalid(("", f"expected one of {choices}, got {shown}"))
+    return structure
+
 
 
 def _names(value: object, _: object) -> tuple[str, ...]:
@@ -350,10 +348,10 @@ def _converter() -> cattrs.Converter:
             "deny": override(struct_hook=_names),
             "timeout": override(struct_hook=_positive_seconds),
             "block_limit": override(struct_hook=_seconds),
-            "trust": override(struct_hook=_trust_mode),
+            "trust": override(struct_hook=_one_of(_TRUST_MODES)),
         },
         HotReloadSection: {
-            "strategy": override(struct_hook=_strategy),
+            "strategy": override(struct_hook=_one_of(_STRATEGY_NAMES)),
             "debounce": override(struct_hook=_seconds),
             "max_reload_attempts": override(struct_hook=_count),
             "reload_cooldown": override(struct_hook=_seconds),

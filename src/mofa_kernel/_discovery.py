@@ -343,13 +343,14 @@ def _plugin_path(dist: importlib.metadata.Distribution, value: str) -> Path | No
         for file in dist.files or ():
             if file.as_posix() in wanted:
                 return Path(str(dist.locate_file(file)))
-    editable = _editable_project(dist)
+    editable = editable_project(dist)
     if editable is not None:
         return editable
     return Path(str(dist.locate_file("")))
 
 
-def _editable_project(dist: importlib.metadata.Distribution) -> Path | None:
+def editable_project(dist: importlib.metadata.Distribution) -> Path | None:
+    """The project folder of an editable install of ``dist``, else ``None``."""
     import json
     from urllib.parse import unquote, urlparse
 

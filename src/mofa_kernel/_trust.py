@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
+from ._discovery import editable_project
 from ._errors import PluginConfigError
 
 if TYPE_CHECKING:
@@ -86,20 +87,6 @@ def _record_text(dist: importlib.metadata.Distribution) -> str | None:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _editable_project(dist: importlib.metadata.Distribution) -> str | None:
-    text = dist.read_text("direct_url.json")
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    dir_info = data.get("dir_info") if isinstance(data, dict) else None
-    if isinstance(dir_info, dict) and dir_info.get("editable"):
-        return str(data.get("url", "an editable project"))
-    return None
 
 
 def _file_hash(path: Path, algorithm: str) -> str:
@@ -221,7 +208,7 @@ class TrustLock:
         cannot be verified later (no RECORD, or an editable install).
         """
         name = _metadata_name(dist)
-        editable = _editable_project(dist)
+        editable = editable_project(dist)
         if editable is not None:
             raise PluginConfigError(
                 f"{name}: an editable install ({editable}) cannot be approved: "
@@ -252,7 +239,7 @@ class TrustLock:
         approval = self.approvals.get(_normalize(name))
         if approval is None:
             return Verdict(name, "unapproved")
-        editable = _editable_project(dist)
+        editable = editable_project(dist)
         if editable is not None:
             return Verdict(name, "unverifiable", (f"editable install of {editable}",))
         record = _record_text(dist)

@@ -8,7 +8,8 @@ classes with the unit variants as class attributes, rather than ``enum.Enum``.
 from __future__ import annotations
 
 import enum
-from typing import ClassVar, Final
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -35,16 +36,32 @@ _STATE_VARIANTS: Final = {
 }
 
 
-def _check_type_variant(instance: PluginType, attribute: object, value: str) -> None:
-    if value == "Custom":
-        if not isinstance(instance.custom_name, str):
-            raise TypeError("PluginType.custom(name) needs a string name")
-    elif value in _TYPE_VARIANTS:
-        if instance.custom_name is not None:
-            raise TypeError(f"PluginType {value!r} carries no custom name")
-    else:
-        expected = ", ".join([*_TYPE_VARIANTS, "Custom"])
-        raise ValueError(f"unknown plugin type {value!r}, expected one of {expected}")
+def _variant_check(
+    kind: str, units: Mapping[str, str], payload_variant: str, payload: str, constructor: str
+) -> Callable[[Any, object, str], None]:
+    """An attrs validator for a seed enum with unit variants and one newtype variant
+    whose payload is the string attribute ``payload``."""
+    spoken = kind.replace("Plugin", "plugin ").lower()  # "PluginType" -> "plugin type"
+    payload_words = payload.replace("_", " ")
+
+    def check(instance: Any, attribute: object, value: str) -> None:
+        carried = getattr(instance, payload)
+        if value == payload_variant:
+            if not isinstance(carried, str):
+                raise TypeError(f"{constructor} needs a string {payload_words.split()[-1]}")
+        elif value in units:
+            if carried is not None:
+                raise TypeError(f"{kind} {value!r} carries no {payload_words}")
+        else:
+            expected = ", ".join([*units, payload_variant])
+            raise ValueError(f"unknown {spoken} {value!r}, expected one of {expected}")
+
+    return check
+
+
+_check_type_variant = _variant_check(
+    "PluginType", _TYPE_VARIANTS, "Custom", "custom_name", "PluginType.custom(name)"
+)
 
 
 @attrs.frozen(repr=False, order=False)
@@ -116,16 +133,9 @@ for _variant, _attr in _TYPE_VARIANTS.items():
     setattr(PluginType, _attr, PluginType(_variant))
 
 
-def _check_state_variant(instance: PluginState, attribute: object, value: str) -> None:
-    if value == "Error":
-        if not isinstance(instance.message, str):
-            raise TypeError("PluginState.error(message) needs a string message")
-    elif value in _STATE_VARIANTS:
-        if instance.message is not None:
-            raise TypeError(f"PluginState {value!r} carries no message")
-    else:
-        expected = ", ".join([*_STATE_VARIANTS, "Error"])
-        raise ValueError(f"unknown plugin state {value!r}, expected one of {expected}")
+_check_state_variant = _variant_check(
+    "PluginState", _STATE_VARIANTS, "Error", "message", "PluginState.error(message)"
+)
 
 
 @attrs.frozen(repr=False, order=False)
