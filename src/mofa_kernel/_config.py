@@ -276,7 +276,6 @@ def _one_of(names: tuple[str, ...]) -> Callable[[object, object], str]:
     return structure
 
 
-
 def _names(value: object, _: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _expected("an array of strings", value)
