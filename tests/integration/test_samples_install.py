@@ -121,3 +121,13 @@ def test_sample_tests_pass_in_the_venv(venv: Path, sample: Path) -> None:
     )
     assert " passed" in output
     assert " failed" not in output
+
+
+def test_the_readme_host_program_runs_against_the_samples(venv: Path, tmp_path: Path) -> None:
+    """The README's "host in ten lines", run as written, with every sample installed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    program = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    host = tmp_path / "host.py"
+    host.write_text(program, encoding="utf-8")
+    out = _run([str(_bin(venv, "python")), str(host)], cwd=tmp_path, timeout=120)
+    assert out.splitlines()[-1] == "14"
