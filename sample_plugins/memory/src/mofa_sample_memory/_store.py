@@ -101,8 +101,8 @@ class MemoryStore:
         """The stored keys that start with ``prefix``, sorted."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT key FROM kv WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
-                (prefix,),
+                "SELECT key FROM kv WHERE substr(key, 1, length(?)) = ? ORDER BY key",
+                (prefix, prefix),
             ).fetchall()
         return [row[0] for row in rows]
 
