@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Generator
 from types import CoroutineType
 from typing import Any, TypeVar, cast
 
@@ -114,11 +114,6 @@ async def resume_with_deadline(
         raise DeadlineExceeded from None
     finally:
         handle.cancel()
-
-
-def close_quietly(coro: Coroutine[Any, Any, Any]) -> None:
-    """Close a coroutine that will never be awaited, without a 'never awaited' warning."""
-    coro.close()
 
 
 class Watchdog:
