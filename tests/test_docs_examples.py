@@ -13,11 +13,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from _examples import check_example_output
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,26 +64,12 @@ def test_there_are_examples() -> None:
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.name)
 def test_example_prints_its_output(program: Path, site: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOFA_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(site), str(EXAMPLES)])
     # Only the example distribution's plugins, whatever else this environment has installed.
-    env["MOFA_PLUGINS"] = ",".join(entry_points())
-    result = subprocess.run(
-        [sys.executable, str(program)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    expected = program.with_suffix(".out")
-    if os.environ.get("MOFA_UPDATE_DOC_EXAMPLES") == "1":
-        expected.write_text(result.stdout, encoding="utf-8")
-    assert expected.exists(), f"write {expected.name} with MOFA_UPDATE_DOC_EXAMPLES=1"
-    assert result.stdout == expected.read_text(encoding="utf-8")
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), str(EXAMPLES)]),
+        "MOFA_PLUGINS": ",".join(entry_points()),
+    }
+    check_example_output(program, tmp_path, env)
 
 
 def test_plugin_modules_exist() -> None:

@@ -6,13 +6,12 @@ After changing an example on purpose, write its new output with
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from _examples import check_example_output
 
 DOCS = Path(__file__).parent.parent / "docs"
 PAGE = DOCS / "hot-reload.md"
@@ -26,22 +25,7 @@ def test_there_is_a_program() -> None:
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.name)
 def test_example_prints_its_output(program: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOFA_")}
-    result = subprocess.run(
-        [sys.executable, str(program)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    expected = program.with_suffix(".out")
-    if os.environ.get("MOFA_UPDATE_DOC_EXAMPLES") == "1":
-        expected.write_text(result.stdout, encoding="utf-8")
-    assert result.stdout == expected.read_text(encoding="utf-8")
+    check_example_output(program, tmp_path)
 
 
 def test_the_page_shows_every_example_file() -> None:
