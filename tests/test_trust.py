@@ -360,3 +360,34 @@ def test_a_missing_distribution_is_unverifiable(site: FakeSite) -> None:
 
 def test_lock_file_name() -> None:
     assert LOCK_FILE_NAME == "mofa-trust.json"
+
+
+async def test_a_reload_of_changed_installed_code_must_be_approved_again(
+    site: FakeSite, tmp_path: Path
+) -> None:
+    from mofa_kernel import PluginLoadError
+    from mofa_kernel._config import KernelSection, KernelSettings
+
+    dist_info = install(site, "trust-alpha")
+    lock_path = tmp_path / LOCK_FILE_NAME
+    TrustLock().approve(dist("trust-alpha")).write(lock_path)
+    settings = KernelSettings(kernel=KernelSection(trust="refuse"), path=tmp_path / "mofa.toml")
+    package = dist_info.parent / "trust_alpha" / "__init__.py"
+    async with PluginManager(settings=settings) as manager:
+        assert manager.discover().registered == ["alpha"]
+        assert (await manager.start_all()).ok
+        assert await manager.execute("alpha", "x") == "x"
+
+        # An edit of the installed code that nobody approved: refused, the old code serves.
+        edited = package.read_text(encoding="utf-8").replace("return input", "return input * 2")
+        package.write_text(edited, encoding="utf-8")
+        with pytest.raises(PluginLoadError, match="trust check: refused by the trust lock") as err:
+            await manager.reload("alpha", force=True)
+        assert "trust-alpha: changed since approval" in str(err.value)
+        assert await manager.execute("alpha", "x") == "x"
+
+        # Approved as it is now (RECORD rewritten as a reinstall would): the reload goes ahead.
+        rehash(site, dist_info)
+        TrustLock().approve(dist("trust-alpha")).write(lock_path)
+        assert await manager.reload("alpha", force=True) is True
+        assert await manager.execute("alpha", "x") == "xx"

@@ -1442,6 +1442,26 @@ class PluginManager:
         self._reload_register_hooks(slot, agent)
         self._set_state(slot, UNLOADED)
 
+    def _reload_trust_refusal(self, plugin_id: str) -> str | None:
+        """Why new code of ``plugin_id`` must not be imported under the trust lock, or None.
+
+        Only with ``kernel.trust = "refuse"`` and for a plugin from a distribution;
+        the lock file is read again, so an approval given meanwhile counts.
+        """
+        settings = self.settings
+        source = self._slot(plugin_id).source
+        if settings.kernel.trust == "off" or source is None:
+            return None
+        from ._trust import TrustLock, exclusion_rule
+
+        try:
+            lock = TrustLock.read(settings.trust_lock_path())
+        except PluginError as exc:
+            return str(exc)
+        return exclusion_rule(lock, "refuse" if settings.kernel.trust == "refuse" else "warn")(
+            source
+        )
+
     def _reload_fail(self, plugin_id: str, message: str) -> None:
         """Put ``plugin_id`` in the error state because a reload failed (no rollback wanted)."""
         self._fail(self._slot(plugin_id), "reload", None, message)

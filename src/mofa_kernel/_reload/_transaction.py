@@ -81,6 +81,7 @@ _NO_DEADLINE_WAIT: Final = 30.0
 _CALLS_POLL: Final = 0.01
 
 _ERROR_FOR_STEP: Final[dict[str, type[PluginError]]] = {
+    "trust check": PluginLoadError,
     "syntax check": PluginLoadError,
     "import": PluginLoadError,
     "construct": PluginLoadError,
@@ -300,6 +301,7 @@ class Attempt:
         state = record.state
         old = manager.get(self.pid)
         unit = self._unit()
+        self._trust_check()
         self._syntax_check(unit)
         snapshot = ModuleSnapshot(unit)
         old_namespaces = snapshot.namespaces()
@@ -417,6 +419,7 @@ class Attempt:
     async def _replace_stopped(self, record: PluginRecord) -> None:
         manager = self.manager
         unit = self._unit()
+        self._trust_check()
         self._syntax_check(unit)
         snapshot = ModuleSnapshot(unit)
         old_namespaces = snapshot.namespaces()
@@ -523,6 +526,13 @@ class Attempt:
         """The new code may import other modules (and so live in more folders)."""
         with contextlib.suppress(NotReloadable):  # keep the old description if it cannot be read
             self.tracker.unit = CodeUnit.of_module(unit.root)
+
+    def _trust_check(self) -> None:
+        # With the trust lock on, new code of an installed plugin must still be approved
+        # (an upgrade, or an edit of the installed files); the old version keeps serving.
+        refusal = self.manager._reload_trust_refusal(self.pid)
+        if refusal is not None:
+            raise _StepFailed("trust check", f"trust check: {refusal}", final=True)
 
     def _syntax_check(self, unit: CodeUnit) -> None:
         # The modules that will be imported again; a new module is checked by its import.
