@@ -82,11 +82,17 @@ async def test_plugin_own_timeout_inside_still_works() -> None:
 
 
 async def test_outside_cancellation_is_not_a_timeout() -> None:
+    suspended = asyncio.Event()
+
+    async def waits() -> None:
+        suspended.set()
+        await asyncio.Event().wait()
+
     async def caller() -> None:
-        await call_with_deadline(_sleeps(10), 5.0)
+        await call_with_deadline(waits(), 5.0)
 
     task = asyncio.create_task(caller())
-    await asyncio.sleep(0.01)
+    await suspended.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -784,9 +784,11 @@ class Waiter(Recorder):
         super().__init__(pid)
         self.gates: dict[str, asyncio.Event] = {}
         self.cancelled: list[str] = []
+        self.entered = asyncio.Event()
 
     async def execute(self, input: str) -> str:
         gate = self.gates.setdefault(input, asyncio.Event())
+        self.entered.set()
         try:
             await gate.wait()
         except asyncio.CancelledError:
@@ -861,7 +863,8 @@ async def test_outside_cancellation_of_an_execute_is_not_a_plugin_fault() -> Non
         manager.register(plugin)
         await manager.start_all()
         call = asyncio.create_task(manager.execute("w", "forever"))
-        await asyncio.sleep(0.01)
+        await plugin.entered.wait()
+        assert manager.in_flight("w") == 1
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call

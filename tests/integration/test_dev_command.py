@@ -15,7 +15,6 @@ import os
 import queue
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import venv
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from _kernel_venv import write_distribution
 
 pytestmark = pytest.mark.integration
 
@@ -58,33 +58,13 @@ class Plugin(AgentPlugin, HotReloadable):
 def write_project(folder: Path, name: str, plugin_id: str, version: str) -> Path:
     """A plugin distribution's source tree: ``src/<package>/__init__.py`` and pyproject.toml."""
     package = name.replace("-", "_")
-    project = folder / name
-    source = project / "src" / package / "__init__.py"
-    source.parent.mkdir(parents=True)
-    source.write_text(PLUGIN.format(version=f"v{version[0]}", plugin_id=plugin_id), "utf-8")
-    (project / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [build-system]
-            requires = ["hatchling>=1.18"]
-            build-backend = "hatchling.build"
-
-            [project]
-            name = "{name}"
-            version = "{version}"
-            requires-python = ">=3.10"
-            dependencies = ["mofa-kernel"]
-
-            [project.entry-points."mofa.plugins"]
-            {plugin_id} = "{package}:Plugin"
-
-            [tool.hatch.build.targets.wheel]
-            packages = ["src/{package}"]
-            """
-        ),
-        encoding="utf-8",
+    return write_distribution(
+        folder,
+        name,
+        modules={package: PLUGIN.format(version=f"v{version[0]}", plugin_id=plugin_id)},
+        plugins={plugin_id: f"{package}:Plugin"},
+        version=version,
     )
-    return project
 
 
 def run(*argv: str | Path) -> None:
