@@ -821,7 +821,8 @@ raise SystemExit(pytest.main(["-p", "no:asyncio", "-p", "no:cacheprovider", "tes
 def test_the_testing_page_example_passes(author: pytest.Pytester) -> None:
     """docs/testing.md shows docs/kit/test_text_tools.py: it runs here on the docs' plugins."""
     for name in ("word_count.py", "shout.py"):
-        author.makepyfile(**{name.removesuffix(".py"): (DOCS / "examples" / name).read_text()})
+        source = DOCS / "examples" / "text-plugins" / name
+        author.makepyfile(**{name.removesuffix(".py"): source.read_text()})
     author.makepyfile(test_text_tools=(DOCS / "kit" / "test_text_tools.py").read_text())
     author.syspathinsert()
     result = author.runpytest()

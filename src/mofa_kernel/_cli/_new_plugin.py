@@ -12,6 +12,7 @@ import json
 import keyword
 import os
 import re
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -311,8 +312,14 @@ def _new_plugin(args: argparse.Namespace, out: Output) -> int:
     for path in written:
         out.line(f"  {path.relative_to(root).as_posix()}")
     out.line()
-    out.line("Next, in a virtualenv:")
-    out.line(f"  cd {shown}")
-    out.line('  python -m pip install -e ".[test]"')
-    out.line("  python -m pytest")
+    # The interpreter running this command has mofa-kernel installed: with it, pip needs
+    # no package index to satisfy the new distribution's requirement on the kernel.
+    python = shlex.quote(sys.executable)
+    out.line(
+        "Next, install it with the Python that runs mofa-kernel, which has the kernel, "
+        "and run its tests:"
+    )
+    out.line(f"  cd {shlex.quote(str(root))}")
+    out.line(f'  {python} -m pip install -e ".[test]"')
+    out.line(f"  {python} -m pytest")
     return EXIT_OK
