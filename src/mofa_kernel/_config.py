@@ -379,7 +379,13 @@ def _problem_lines(exc: BaseException, path: str) -> list[str]:
             for sub, message in exc.problems
         ]
     if isinstance(exc, ForbiddenExtraKeysError):
-        return [f"{_key(path, key)}: unknown key" for key in sorted(exc.extra_fields)]
+        from ._settings import did_you_mean
+
+        known = [f.name for f in attrs.fields(exc.cl) if f.name != "path"] if attrs.has(exc.cl) else []
+        return [
+            f"{_key(path, key)}: unknown key{did_you_mean(key, known)}"
+            for key in sorted(exc.extra_fields)
+        ]
     if isinstance(exc, BaseValidationError):
         lines: list[str] = []
         for sub in exc.exceptions:

@@ -373,6 +373,12 @@ class PluginManager:
         notes = MetadataNotes.before(found.loadable())  # for `plugins list`, without importing
         for unreadable in found.problems:
             _logger.warning("%s", unreadable)
+        # plugin settings (issue 14): a [plugins.ID] table that names no plugin is a warning
+        from ._settings import unknown_plugin_tables
+
+        known = {entry.plugin_id for entry in found.entries} | set(self._slots)
+        for line in unknown_plugin_tables(settings.plugins, known):
+            _logger.warning("%s", line)
         records: list[PluginRecord] = []
         for entry in found.entries:
             source = entry.source
@@ -772,6 +778,14 @@ class PluginManager:
             )
             self._set_state(slot, LOADING)
             ctx = slot.ctx
+            # -- plugin settings (issue 14, CONTRACT "Plugin settings"): typed before load --
+            from ._settings import PluginConfigError, plugin_settings
+
+            try:
+                ctx.settings = plugin_settings(slot.id, plugin, slot.config.settings)
+            except PluginConfigError as exc:
+                raise self._fail(slot, "load", None, str(exc)) from None
+            # -- end plugin settings --
             await self._invoke(slot, "load", lambda: plugin.load(ctx))
             slot.loaded = True
             slot.error = None

@@ -95,18 +95,23 @@ def print_rows(rows: Sequence[Mapping[str, Any]], *, as_json: bool, out: Output)
 
 
 def remember(
-    config: str | None, inputs: str | None, survey: Survey, rows: Iterable[Mapping[str, Any]]
+    config: str | None,
+    inputs: str | None,
+    survey: Survey,
+    rows: Iterable[Mapping[str, Any]],
+    warnings: Sequence[str],
 ) -> None:
     """Store ``rows`` for :func:`replay`, if the inputs did not change while they were made.
 
     ``inputs`` is :func:`~mofa_kernel._cache.listing_inputs` taken before the
-    configuration was read (``None`` when the cache is off).
+    configuration was read (``None`` when the cache is off); ``warnings`` are
+    printed again on stderr when the listing is replayed.
     """
     from mofa_kernel import _cache
 
     if inputs is None or _cache.listing_inputs(config) != inputs:
         return
-    listing = {"rows": [dict(row) for row in rows], "problems": list(survey.problems)}
+    listing = {"rows": [dict(row) for row in rows], "problems": list(warnings)}
     _cache.store_listing(GROUP, survey.fingerprint, inputs, listing)
 
 

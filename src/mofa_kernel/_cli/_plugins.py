@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._listing import ROW_KEYS, entry_row, print_rows, remember
 from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, format_table
-from ._session import find_entry, load_settings, make_manager, record_error, survey_plugins
+from ._session import (
+    find_entry,
+    load_settings,
+    make_manager,
+    record_error,
+    survey_plugins,
+    survey_warnings,
+)
 
 if TYPE_CHECKING:
     from mofa_kernel._config import KernelSettings
@@ -107,12 +114,15 @@ def _list(args: argparse.Namespace, out: Output) -> int:
 
     inputs = _cache.listing_inputs(args.config) if _cache.enabled() else None
     settings = load_settings(args)
-    surveyed = survey_plugins(settings, out)
+    surveyed = survey_plugins(settings, out, warn=False)
+    warnings = survey_warnings(settings, surveyed)
+    for warning in warnings:
+        out.error(f"warning: {warning}")
     entries = sorted(surveyed.entries, key=lambda e: (e.plugin_id, e.source.distribution or ""))
     rows = [entry_row(entry) for entry in entries]
     if settings.kernel.trust == "off":
         # With the trust lock on, every listing checks the files again: never replayed.
-        remember(args.config, inputs, surveyed, rows)
+        remember(args.config, inputs, surveyed, rows, warnings)
     print_rows(rows, as_json=args.json, out=out)
     return EXIT_OK
 
