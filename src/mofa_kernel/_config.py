@@ -381,7 +381,9 @@ def _problem_lines(exc: BaseException, path: str) -> list[str]:
     if isinstance(exc, ForbiddenExtraKeysError):
         from ._settings import did_you_mean
 
-        known = [f.name for f in attrs.fields(exc.cl) if f.name != "path"] if attrs.has(exc.cl) else []
+        known = (
+            [f.name for f in attrs.fields(exc.cl) if f.name != "path"] if attrs.has(exc.cl) else []
+        )
         return [
             f"{_key(path, key)}: unknown key{did_you_mean(key, known)}"
             for key in sorted(exc.extra_fields)
