@@ -63,7 +63,7 @@ def test_its_own_tests_pass_straight_after_pip_install(
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "6 passed" in result.stdout
+    assert "7 passed" in result.stdout
     assert "warning" not in result.stdout.lower()
 
 

@@ -71,6 +71,7 @@ FILES: Final[Mapping[str, str | None]] = {
     "README.md": "README.md.tmpl",
     "LICENSE": "LICENSE.tmpl",
     ".gitignore": "gitignore.tmpl",
+    ".github/workflows/ci.yml": "ci.yml.tmpl",
     "src/{package}/__init__.py": "plugin.py.tmpl",
     "src/{package}/py.typed": None,
     "tests/test_{package}.py": "test_plugin.py.tmpl",
@@ -82,11 +83,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "new-plugin",
         help="write a new plugin distribution, ready to install and test",
         description=(
-            "Write a plugin distribution in folder D: pyproject.toml with the entry point, "
-            "a src/ package with a class-style plugin, tests that use mofa-kernel's pytest "
-            "plugin, a README and a LICENSE placeholder. It installs with pip and passes its "
-            "own tests as written. Nothing is written outside D, and D must not exist or be "
-            "empty. Exit status 2 when NAME, T or D is refused."
+            "Write a plugin distribution in folder D: pyproject.toml with the entry point and "
+            "the ruff and mypy configuration, a src/ package with a class-style plugin and its "
+            "settings class, tests that use mofa-kernel's pytest plugin, a GitHub Actions "
+            "workflow (.github/workflows/ci.yml), a README and a LICENSE placeholder. It "
+            "installs with pip and passes its own tests as written. Nothing is written outside "
+            "D, and D must not exist or be empty. Exit status 2 when NAME, T or D is refused."
         ),
     )
     new.add_argument(
@@ -240,6 +242,7 @@ def plan(name: str, plugin_type: str = "tool", directory: Path | None = None) ->
         "name": name,
         "package": package,
         "class_name": class_name,
+        "settings_class": class_name.removesuffix("Plugin") + "Settings",
         "title": " ".join(part.capitalize() for part in name.split("-")),
         "type_expr": type_expr,
         "type_text": type_label,
