@@ -7,8 +7,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from ._listing import ROW_KEYS, entry_row, print_rows, remember
-from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, format_table
+from ._listing import ROW_KEYS, entry_row, fit_table, print_rows, remember, terminal_width
+from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError
 from ._session import (
     find_entry,
     load_settings,
@@ -42,7 +42,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="every discovered plugin, excluded ones too (imports nothing)",
         description="List every discovered plugin without importing any.",
     )
-    list_parser.add_argument("--json", action="store_true", help="print a JSON array")
+    shape = list_parser.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print a JSON array")
+    shape.add_argument(
+        "--wide",
+        "-v",
+        action="store_true",
+        help="every column in full (distribution, entry point, path), however wide",
+    )
     list_parser.set_defaults(handler=_list)
 
     info = commands.add_parser(
@@ -123,7 +130,7 @@ def _list(args: argparse.Namespace, out: Output) -> int:
     if settings.kernel.trust == "off":
         # With the trust lock on, every listing checks the files again: never replayed.
         remember(args.config, inputs, surveyed, rows, warnings)
-    print_rows(rows, as_json=args.json, out=out)
+    print_rows(rows, as_json=args.json, out=out, wide=args.wide)
     return EXIT_OK
 
 
@@ -318,10 +325,15 @@ def _check(args: argparse.Namespace, out: Output) -> int:
         out.line("No plugins installed (entry-point group mofa.plugins).")
     else:
         table = [
-            [row["id"], row["status"], _state_word(row["state"]), row["reason"] or ""]
+            [
+                row["id"],
+                row["status"],
+                _state_word(row["state"]),
+                row["reason"] or row["error"] or "",
+            ]
             for row in rows
         ]
-        out.line(format_table(["ID", "STATUS", "STATE", "NOTE"], table))
+        out.line(fit_table(["ID", "STATUS", "STATE", "NOTE"], table, terminal_width()))
         counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
         disabled = len(rows) - sum(counts.values())
         out.line(
