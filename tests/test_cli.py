@@ -671,3 +671,22 @@ def test_python_dash_m(installed: FakeSite) -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("mofa-kernel ")
+
+
+def test_bare_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith("usage: mofa-kernel ")
+    assert "new-plugin" in out
+    code, out, err = run(capsys, "plugins")
+    assert (code, err) == (0, "")
+    assert out.startswith("usage: mofa-kernel plugins ")
+    assert "check" in out
+
+
+def test_a_misspelt_id_gets_the_close_one(
+    installed: FakeSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "run", "alpah", "x")
+    assert (code, out) == (2, "")
+    assert "unknown plugin id 'alpah'; did you mean 'alpha'?" in err

@@ -58,10 +58,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the TOML configuration file (default: $MOFA_CONFIG, else ./mofa.toml if present)",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in _commands():
         register(subparsers)
+    # A command with subcommands but none given, or no command at all: its help.
+    _help_when_bare(parser)
     return parser
+
+
+def _help_when_bare(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` (and each parser of its tree that has subcommands) print its help,
+    exit status 0, when it is given no subcommand."""
+    import argparse
+
+    def show_help(args: argparse.Namespace, out: Output) -> int:
+        del args
+        out.line(parser.format_help().rstrip())
+        return 0
+
+    parser.set_defaults(handler=show_help)
+    for action in parser._actions:  # argparse has no public way to reach the subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                    _help_when_bare(sub)
 
 
 def _exit_status(code: object) -> int:

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="list, inspect, check and graph the installed plugins",
         description="Work with the plugins installed in entry-point group mofa.plugins.",
     )
-    commands = plugins.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND", required=True)
+    commands = plugins.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND")
 
     list_parser = commands.add_parser(
         "list",
