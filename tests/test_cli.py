@@ -162,7 +162,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["plugins"], ["plugins", "nope"], ["run", "alpha"], ["plugins", "graph", "--format", "x"],
+    [["plugins", "nope"], ["run", "alpha"], ["plugins", "graph", "--format", "x"],
      ["--bogus", "plugins", "list"]],
 )  # fmt: skip
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
