@@ -690,3 +690,16 @@ def test_a_misspelt_id_gets_the_close_one(
     code, out, err = run(capsys, "run", "alpah", "x")
     assert (code, out) == (2, "")
     assert "unknown plugin id 'alpah'; did you mean 'alpha'?" in err
+
+
+def test_install_summary_lines() -> None:
+    from mofa_kernel._cli._install import changes
+
+    before = {"a": ("dist-a", "1.0"), "b": ("dist-b", "1.0"), "c": ("dist-c", "1.0")}
+    after = {"a": ("dist-a", "1.0"), "b": ("dist-b", "2.0"), "d": ("dist-d", "0.3")}
+    assert changes(before, after) == [
+        "updated plugin b (dist-b 1.0 -> dist-b 2.0)",
+        "removed plugin c (dist-c 1.0)",
+        "added plugin d (dist-d 0.3)",
+    ]
+    assert changes(before, before) == []

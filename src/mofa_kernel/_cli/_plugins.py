@@ -102,6 +102,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     approve.set_defaults(handler=_approve)
 
+    from . import _install
+
+    _install.register(commands)
+
 
 def _metadata_data(metadata: PluginMetadata | None) -> Any:
     if metadata is None:
