@@ -53,6 +53,18 @@ if importlib.util.find_spec("pytest") is not None:
         mofa_register,
     )
 
+# Shown (in reprs and the docs) under the name users import them by.
+for _cls in (
+    ConformanceReport,
+    EntryPointSandbox,
+    LifecycleRun,
+    LifecycleRunner,
+    ManagerFactory,
+    RegisterPlugin,
+):
+    _cls.__module__ = __name__
+del _cls
+
 __all__ = [
     "ConformanceReport",
     "EntryPointSandbox",
