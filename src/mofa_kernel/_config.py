@@ -19,17 +19,14 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, get_args
 
 import attrs
-import cattrs
-from cattrs.errors import (
-    AttributeValidationNote,
-    BaseValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationNote,
-)
-from cattrs.gen import make_dict_structure_fn, override
+
+# cattrs is imported when a configuration file is read, not before: the commands that
+# run without one (the first `plugins list` after an install) need none of it.
+if TYPE_CHECKING:
+    import cattrs
 
 from ._discovery import PluginSource, normalize_name
 from ._errors import PluginConfigError, quoted
@@ -330,6 +327,9 @@ def _table(
 
 @functools.cache
 def _converter() -> cattrs.Converter:
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn, override
+
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(bool, _structure_bool)
@@ -373,6 +373,13 @@ def _converter() -> cattrs.Converter:
 
 
 def _problem_lines(exc: BaseException, path: str) -> list[str]:
+    from cattrs.errors import (
+        AttributeValidationNote,
+        BaseValidationError,
+        ForbiddenExtraKeysError,
+        IterableValidationNote,
+    )
+
     if isinstance(exc, _Invalid):
         return [
             f"{(path + sub).lstrip('.') or '(top level)'}: {message}"
@@ -410,6 +417,8 @@ def structure_settings(data: Mapping[str, Any], *, path: Path | None = None) -> 
     and bad value, one line each (``plugins.calculator.enabled: expected a
     boolean, got a string``), prefixed by ``path`` when given.
     """
+    from cattrs.errors import BaseValidationError
+
     try:
         settings = _converter().structure(data, KernelSettings)
     except (BaseValidationError, _Invalid) as exc:

@@ -65,9 +65,12 @@ logger = logging.getLogger("mofa_kernel")
 ExclusionRule = Callable[["PluginSource"], "str | None"]
 
 
+_SEPARATORS: Final = re.compile(r"[-_.]+")
+
+
 def normalize_name(name: str) -> str:
     """A distribution name in its PEP 503 normal form (``Foo_Bar.baz`` -> ``foo-bar-baz``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return _SEPARATORS.sub("-", name).lower()
 
 
 @attrs.frozen
@@ -170,14 +173,16 @@ def scan_with_problems(group: str = PLUGIN_GROUP) -> ScanResult:
 def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
     """Read every installed distribution's entry points; also return the metadata folders
     the result depends on (the cache watches them)."""
-    import importlib.metadata
 
     sources: list[PluginSource] = []
     problems: list[str] = []
     watch: list[str] = []
     seen: set[str] = set()
     kernel_version: str | None = None
-    for dist in importlib.metadata.distributions():
+    for dist, text in _distributions_and_entry_points(group):
+        if isinstance(dist, str):  # declares no such entry point: only its name counts
+            seen.add(_name_from_folder(dist) or dist)
+            continue
         folder = _metadata_folder(dist)
         key = _name_from_folder(folder)
         if key is None:
@@ -191,7 +196,8 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
             kernel_version = _metadata_field(dist, "Version")
             if folder is not None:
                 watch.append(folder)
-        text = dist.read_text("entry_points.txt")
+        if text is None:
+            text = dist.read_text("entry_points.txt")
         if not text or group not in text:
             continue  # the common case, decided without parsing anything
         if folder is not None:
@@ -232,6 +238,64 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
         for source in sources
     )
     return ScanResult(tuple(sources), tuple(problems), refusals), watch
+
+
+# -- the cold scan's fast path (newcomer, issue 14: the first `plugins list` after an install) --
+
+
+def _plain_path_search() -> bool:
+    """Whether ``importlib.metadata`` would find distributions only in ``sys.path``'s folders:
+    no other finder in ``sys.meta_path`` offers distributions, and no entry is a zip file."""
+    import importlib.machinery
+
+    finders = [f for f in sys.meta_path if hasattr(f, "find_distributions")]
+    if finders != [importlib.machinery.PathFinder]:
+        return False
+    return not any(os.path.isfile(entry) for entry in sys.path if entry)
+
+
+def _distributions_and_entry_points(
+    group: str,
+) -> Iterable[tuple[importlib.metadata.Distribution | str, str | None]]:
+    """Every installed distribution, in the order ``importlib.metadata`` finds them, with the
+    text of its ``entry_points.txt`` when already read (``None``: read it from the dist).
+    A distribution whose entry points do not name ``group`` may come as its metadata
+    folder's path alone.
+
+    The common case reads each metadata folder's ``entry_points.txt`` with one ``open`` and
+    builds a ``Distribution`` only for the few that need one (those whose entry points name
+    ``group``, and the ones whose folder name says nothing); ``importlib.metadata`` builds
+    one per distribution. Anything unusual takes ``importlib.metadata``'s own path.
+    """
+    import importlib.metadata
+
+    if not _plain_path_search():
+        for dist in importlib.metadata.distributions():
+            yield dist, None
+        return
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as found:
+                names = [item.name for item in found]
+        except OSError:
+            continue
+        for name in names:
+            lowered = name.lower()
+            if not lowered.endswith((".dist-info", ".egg-info")):
+                continue
+            folder = os.path.join(entry, name) if entry else name
+            if _name_from_folder(folder) == _KERNEL_DISTRIBUTION:
+                yield importlib.metadata.PathDistribution(Path(entry, name)), None
+                continue
+            try:
+                with open(os.path.join(folder, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            if group in text or _name_from_folder(folder) is None:
+                yield importlib.metadata.PathDistribution(Path(entry, name)), text
+            else:
+                yield folder, ""
 
 
 def _metadata_folder(dist: importlib.metadata.Distribution) -> str | None:
@@ -307,18 +371,34 @@ def _decode_scan(data: Any, *, group: str) -> ScanResult:
 
 
 def _metadata_field(dist: importlib.metadata.Distribution, field: str) -> str | None:
-    values = dist.metadata.get_all(field)
+    values = _parsed_metadata(dist).get_all(field)
     return str(values[0]) if values else None
 
 
-def _kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
-    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-    from packaging.requirements import InvalidRequirement, Requirement
+#: ``dist.metadata`` parses the METADATA file at every access: one parse per distribution.
+_PARSED: dict[int, tuple[object, Any]] = {}
 
-    for line in dist.requires or ():
+
+def _parsed_metadata(dist: importlib.metadata.Distribution) -> Any:
+    found = _PARSED.get(id(dist))
+    if found is None or found[0] is not dist:
+        if len(_PARSED) > 64:
+            _PARSED.clear()
+        found = _PARSED[id(dist)] = (dist, dist.metadata)
+    return found[1]
+
+
+def _kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
+    for line in _parsed_metadata(dist).get_all("Requires-Dist") or dist.requires or ():
         match = _REQUIREMENT_NAME.match(line)
         if match is None or normalize_name(match.group(1)) != _KERNEL_DISTRIBUTION:
             continue
+        plain = _plain_specifier(line[match.end() :])
+        if plain is not None:
+            return plain
+        from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
@@ -333,6 +413,23 @@ def _kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
                 continue
         return str(requirement.specifier)
     return None
+
+
+def _plain_specifier(rest: str) -> str | None:
+    """The specifier of a requirement without extras, URL or marker (``">=0.1"`` after the
+    name), as ``packaging`` would spell it; ``None`` for anything else. Spares importing
+    ``packaging.requirements`` and its marker machinery for the usual case."""
+    text = rest.strip()
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    if any(mark in text for mark in ";[@("):
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return str(SpecifierSet(text))
+    except InvalidSpecifier:
+        return None
 
 
 def _plugin_path(dist: importlib.metadata.Distribution, value: str) -> Path | None:

@@ -20,18 +20,14 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import cattrs
-from cattrs.errors import (
-    AttributeValidationNote,
-    BaseValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationNote,
-)
 
 from ._errors import PluginConfigError, quoted
+
+if TYPE_CHECKING:  # cattrs is imported when a plugin's settings are structured, not before
+    import cattrs
 
 __all__ = [
     "PluginConfigError",
@@ -100,6 +96,8 @@ def _strict(kind: type, name: str) -> Callable[[object, object], Any]:
 
 @functools.cache
 def _converter() -> cattrs.Converter:
+    import cattrs
+
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     for kind, name in _KINDS[:4]:
         shown = "a number" if kind is float else name
@@ -109,6 +107,13 @@ def _converter() -> cattrs.Converter:
 
 def _lines(exc: BaseException, path: str) -> list[str]:
     """One ``path: problem`` line per leaf of a cattrs error tree."""
+    from cattrs.errors import (
+        AttributeValidationNote,
+        BaseValidationError,
+        ForbiddenExtraKeysError,
+        IterableValidationNote,
+    )
+
     if isinstance(exc, ForbiddenExtraKeysError):
         known = [field.name for field in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         return [
@@ -157,6 +162,8 @@ def structure_plugin_settings(
             f"{path}: the plugin's settings_type must be an attrs class, got {settings_type!r}",
             plugin_id=plugin_id,
         )
+    from cattrs.errors import BaseValidationError
+
     try:
         return _converter().structure(dict(settings), settings_type)
     except (BaseValidationError, _Wrong) as exc:

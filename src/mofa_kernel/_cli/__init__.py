@@ -33,6 +33,19 @@ def _version() -> str:
         return "(not installed)"
 
 
+def _version_action() -> type[argparse.Action]:
+    import argparse
+
+    class VersionAction(argparse.Action):
+        """``--version``: print ``mofa-kernel X.Y.Z`` and exit, computing it only then."""
+
+        def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+            print(f"{parser.prog} {_version()}")
+            parser.exit()
+
+    return VersionAction
+
+
 def _commands() -> list[Registrar]:
     from . import _cache, _dev, _new_plugin, _plugins, _run
 
@@ -47,12 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command tree: global options, then one subparser per command."""
     import argparse
 
+    version_action = _version_action()
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Discover, check and run mofa-kernel plugins (entry-point group mofa.plugins).",
         epilog="Exit status: 0 success, 1 a plugin failed, 2 bad usage or configuration.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    # The version is looked up only when asked for: finding it scans every installed
+    # distribution, which every other command would pay for.
+    parser.add_argument(
+        "--version", action=version_action, nargs=0, help="print the version and exit"
+    )
     parser.add_argument(
         "--config",
         metavar="FILE",
