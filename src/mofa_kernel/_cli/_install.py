@@ -10,7 +10,6 @@ lock on, the command that approves the new distributions.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -84,6 +83,8 @@ def changes(before: Installed, after: Installed) -> list[str]:
 
 
 def _pip(arguments: Sequence[str], out: Output) -> int:
+    import subprocess
+
     command = [sys.executable, "-m", "pip", *arguments]
     out.stderr.flush()
     try:
