@@ -125,7 +125,6 @@ async def _start_and_execute(
     manager: PluginManager, plugin_id: str, text: str, needed: set[str]
 ) -> str:
     from mofa_kernel._errors import PluginError
-    from mofa_kernel._types import PluginState
 
     async with manager:
         with _warn_once():
@@ -139,17 +138,11 @@ async def _start_and_execute(
         error = record_error(manager.record(plugin_id))
         if error is not None:
             raise _Failed(error)
-        problem = manager.dependency_error(plugin_id)
-        if problem is not None:
-            raise _Failed(str(problem))
+        report = await manager.start_all([plugin_id])
+        outcome = report.outcomes.get(plugin_id)
+        if outcome is not None and outcome.status != "ok":
+            raise _Failed(outcome.error or outcome.status)
         try:
-            for pid in manager.start_order():
-                if pid not in closure:
-                    continue
-                if manager.state(pid) == PluginState.UNLOADED:
-                    await manager.load(pid)
-                if manager.state(pid) == PluginState.LOADED:
-                    await manager.start(pid)
             return await manager.execute(plugin_id, text)
         except PluginError as exc:
             raise _Failed(str(exc)) from exc
