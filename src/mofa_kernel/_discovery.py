@@ -181,7 +181,7 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
     kernel_version: str | None = None
     for dist, text in _distributions_and_entry_points(group):
         if isinstance(dist, str):  # declares no such entry point: only its name counts
-            seen.add(_name_from_folder(dist) or dist)
+            seen.add(dist)
             continue
         folder = _metadata_folder(dist)
         key = _name_from_folder(folder)
@@ -259,8 +259,8 @@ def _distributions_and_entry_points(
 ) -> Iterable[tuple[importlib.metadata.Distribution | str, str | None]]:
     """Every installed distribution, in the order ``importlib.metadata`` finds them, with the
     text of its ``entry_points.txt`` when already read (``None``: read it from the dist).
-    A distribution whose entry points do not name ``group`` may come as its metadata
-    folder's path alone.
+    A distribution whose entry points do not name ``group`` may come as its normalised
+    name alone (as :func:`_name_from_folder` reads it).
 
     The common case reads each metadata folder's ``entry_points.txt`` with one ``open`` and
     builds a ``Distribution`` only for the few that need one (those whose entry points name
@@ -280,22 +280,24 @@ def _distributions_and_entry_points(
         except OSError:
             continue
         for name in names:
-            lowered = name.lower()
-            if not lowered.endswith((".dist-info", ".egg-info")):
+            stem, dot, suffix = name.rpartition(".")
+            if not dot or suffix.lower() not in ("dist-info", "egg-info"):
                 continue
-            folder = os.path.join(entry, name) if entry else name
-            if _name_from_folder(folder) == _KERNEL_DISTRIBUTION:
+            project = stem.partition("-")[0]
+            key = normalize_name(project) if project else None
+            if key is None or key == _KERNEL_DISTRIBUTION:
                 yield importlib.metadata.PathDistribution(Path(entry, name)), None
                 continue
+            folder = os.path.join(entry, name) if entry else name
             try:
                 with open(os.path.join(folder, "entry_points.txt"), encoding="utf-8") as file:
                     text = file.read()
             except (OSError, UnicodeDecodeError):
                 text = ""
-            if group in text or _name_from_folder(folder) is None:
+            if group in text:
                 yield importlib.metadata.PathDistribution(Path(entry, name)), text
             else:
-                yield folder, ""
+                yield key, ""
 
 
 def _metadata_folder(dist: importlib.metadata.Distribution) -> str | None:

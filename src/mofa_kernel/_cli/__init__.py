@@ -108,6 +108,21 @@ def _exit_status(code: object) -> int:
     return code if isinstance(code, int) else EXIT_USAGE
 
 
+def _plain_listing(words: Sequence[str]) -> argparse.Namespace | None:
+    """The arguments of exactly ``[--config FILE] plugins list [--json|--wide|-v]``, parsed
+    without building the whole command tree (the first listing after an install is timed)."""
+    import argparse
+
+    from ._listing import listing_words
+    from ._plugins import list_plugins
+
+    found = listing_words(words)
+    if found is None:
+        return None
+    config, as_json, wide = found
+    return argparse.Namespace(config=config, json=as_json, wide=wide, handler=list_plugins)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
 
@@ -127,11 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ._output import UsageError
 
-    parser = build_parser()
-    try:
-        args = parser.parse_args(words)
-    except SystemExit as exc:  # --help, --version and usage errors end inside argparse
-        return _exit_status(exc.code)
+    args = _plain_listing(words)
+    if args is None:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(words)
+        except SystemExit as exc:  # --help, --version and usage errors end inside argparse
+            return _exit_status(exc.code)
     out = Output()
     handler: Handler = args.handler
     warnings = logging.StreamHandler(out.stderr)

@@ -25,6 +25,7 @@ __all__ = [
     "ROW_KEYS",
     "entry_row",
     "fit_table",
+    "listing_words",
     "print_rows",
     "remember",
     "replay",
@@ -191,7 +192,7 @@ def remember(
     _cache.store_listing(GROUP, survey.fingerprint, inputs, listing)
 
 
-def _words(argv: Sequence[str]) -> tuple[str | None, bool, bool] | None:
+def listing_words(argv: Sequence[str]) -> tuple[str | None, bool, bool] | None:
     """``(config, as_json, wide)`` for exactly ``[--config FILE] plugins list [--json|--wide]``,
     or ``None``."""
     config: str | None = None
@@ -223,7 +224,7 @@ def _valid_listing(listing: Mapping[str, Any]) -> bool:
 def replay(argv: Sequence[str], out: Output) -> int | None:
     """Print a stored listing for ``argv`` and return the exit status, or ``None`` when
     ``argv`` is not a plain ``plugins list`` or nothing valid is stored."""
-    words = _words(argv)
+    words = listing_words(argv)
     if words is None:
         return None
     from mofa_kernel import _cache

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mofa_kernel._metadata import PluginMetadata
     from mofa_kernel._types import PluginState
 
-__all__ = ["register"]
+__all__ = ["list_plugins", "register"]
 
 _MERMAID_ID: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="every column in full (distribution, entry point, path), however wide",
     )
-    list_parser.set_defaults(handler=_list)
+    list_parser.set_defaults(handler=list_plugins)
 
     info = commands.add_parser(
         "info",
@@ -121,7 +121,8 @@ def _entry_data(entry: SurveyEntry) -> dict[str, Any]:
     return {key: row[key] for key in ROW_KEYS}
 
 
-def _list(args: argparse.Namespace, out: Output) -> int:
+def list_plugins(args: argparse.Namespace, out: Output) -> int:
+    """``plugins list``: every discovered plugin, as a table or JSON."""
     from mofa_kernel import _cache
 
     inputs = _cache.listing_inputs(args.config) if _cache.enabled() else None
