@@ -1,8 +1,7 @@
-"""The conformance check and the lifecycle runner for plugin authors (no pytest needed).
+"""The conformance check for plugin authors (no pytest needed).
 
 :func:`check_plugin` and :func:`assert_conforms` drive one plugin through
-the contract every plugin must meet; :func:`run_lifecycle` drives it through
-its whole lifecycle and reports what it saw. Both are public through
+the contract every plugin must meet. Both are public through
 :mod:`mofa_kernel.testing`, and work in any test runner, or none.
 """
 
@@ -11,14 +10,21 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import attrs
 
 from ._errors import InvalidStateError, PluginConfigError, PluginError, PluginExecutionError
 from ._events import KernelEvent, PluginEvent
+from ._lifecycle_run import (
+    config_of,
+    describe,
+    instance_of,
+    register_all,
+    short,
+    start_dependencies,
+)
 from ._metadata import PluginConfig, PluginMetadata, to_json_value
 from ._plugin import AgentPlugin
 from ._types import PluginState
@@ -26,158 +32,16 @@ from ._types import PluginState
 if TYPE_CHECKING:
     from ._manager import PluginManager
 
-__all__ = [
-    "ConformanceReport",
-    "LifecycleRun",
-    "assert_conforms",
-    "check_plugin",
-    "config_of",
-    "instance_of",
-    "run_lifecycle",
-]
+__all__ = ["ConformanceReport", "assert_conforms", "check_plugin"]
 
 _T = TypeVar("_T")
 
-#: The kernel's own environment variables, cleared for every isolated test.
-_KERNEL_VARIABLES: Final = ("MOFA_CONFIG", "MOFA_PLUGINS", "MOFA_TRACE")
-_AUTOLOAD_OFF: Final = "MOFA_DISABLE_PLUGIN_AUTOLOAD"
-_ONLY: Final = "MOFA_PLUGINS"
-_ENTRY_POINT_NAME: Final = re.compile(r"[\w.-]+", re.ASCII)
-_DISTRIBUTION_NAME: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)
-_ENTRY_POINT_VALUE: Final = re.compile(r"[\w.]+(:[\w.]+)?", re.ASCII)
 
 UNLOADED: Final = PluginState.UNLOADED
 LOADING: Final = PluginState.LOADING
 LOADED: Final = PluginState.LOADED
 RUNNING: Final = PluginState.RUNNING
 PAUSED: Final = PluginState.PAUSED
-
-
-# -- plugins, settings and companions as the author gives them ------------------------------
-
-
-def instance_of(plugin: object) -> object:
-    """An ``AgentPlugin`` subclass is instantiated with no arguments; anything else is kept."""
-    if isinstance(plugin, type) and issubclass(plugin, AgentPlugin):
-        return plugin()
-    return plugin
-
-
-def config_of(
-    settings: Mapping[str, object] | PluginConfig | None, config: PluginConfig | None = None
-) -> PluginConfig | None:
-    if settings is not None and config is not None:
-        raise TypeError("give settings= or config=, not both")
-    if isinstance(settings, PluginConfig):
-        return settings
-    if settings is not None:
-        return PluginConfig(dict(settings))
-    return config
-
-
-def _companion(item: object) -> tuple[object, PluginConfig | None]:
-    """A companion is a plugin, or a ``(plugin, settings-or-config)`` pair."""
-    if isinstance(item, tuple):
-        if len(item) != 2:
-            raise TypeError("a companion is a plugin or a (plugin, settings) pair")
-        plugin, settings = item
-        return instance_of(plugin), config_of(settings)
-    return instance_of(item), None
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _short(data: object, limit: int = 200) -> str:
-    text = json.dumps(data, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _register_all(
-    manager: PluginManager,
-    plugin: object,
-    config: PluginConfig | None,
-    companions: Iterable[object],
-) -> str:
-    for item in companions:
-        companion, companion_config = _companion(item)
-        manager.register(companion, config=companion_config)
-    return manager.register(instance_of(plugin), config=config)
-
-
-async def _start_dependencies(manager: PluginManager, plugin_id: str) -> None:
-    """Bring up, in order, the registered plugins that start before ``plugin_id``."""
-    problem = manager.dependency_error(plugin_id)
-    if problem is not None:
-        raise problem
-    order = manager.start_order()
-    for other in order[: order.index(plugin_id)]:
-        await manager.load(other)
-        await manager.start(other)
-
-
-# -- driving a plugin ------------------------------------------------------------------------
-
-
-@attrs.frozen
-class LifecycleRun:
-    """What :func:`run_lifecycle` saw.
-
-    ``outputs`` holds execute's answers, one per input; ``transitions`` every
-    ``(old, new)`` state change of the plugin, in order; ``events`` every event
-    the kernel emitted; ``healthy`` the health check while running; ``stats``
-    the plugin's stats after the inputs.
-    """
-
-    plugin_id: str
-    outputs: tuple[str, ...]
-    transitions: tuple[tuple[PluginState, PluginState], ...]
-    events: tuple[KernelEvent, ...]
-    healthy: bool
-    stats: dict[str, Any]
-
-
-async def run_lifecycle(
-    plugin: object,
-    *,
-    inputs: Iterable[str] = (),
-    settings: Mapping[str, object] | None = None,
-    config: PluginConfig | None = None,
-    companions: Iterable[object] = (),
-    timeout: float = 10.0,
-) -> LifecycleRun:
-    """Drive ``plugin`` through its whole lifecycle in a fresh manager and report what happened.
-
-    The plugin is loaded, initialised, started, health-checked, given each of
-    ``inputs``, paused, resumed, stopped and unloaded. ``companions`` are the
-    plugins it depends on (each a plugin or a ``(plugin, settings)`` pair);
-    they are started first and shut down last. A failure raises the kernel's
-    error (:class:`~mofa_kernel.PluginError`), after everything is shut down.
-    """
-    from ._manager import PluginManager
-
-    events: list[KernelEvent] = []
-    manager = PluginManager(timeout=timeout)
-    manager.add_listener(events.append)
-    async with manager:
-        pid = _register_all(manager, plugin, config_of(settings, config), companions)
-        await _start_dependencies(manager, pid)
-        await manager.load(pid)
-        await manager.init_plugin(pid)
-        await manager.start(pid)
-        healthy = (await manager.health_check())[pid]
-        outputs = tuple([await manager.execute(pid, text) for text in inputs])
-        stats = (await manager.stats())[pid]
-        for step in (manager.pause, manager.resume, manager.stop, manager.unload):
-            await step(pid)
-        await manager.settle()
-    transitions = tuple(
-        (event.old_state, event.new_state)
-        for event in events
-        if isinstance(event, PluginEvent.StateChanged) and event.plugin_id == pid
-    )
-    return LifecycleRun(pid, outputs, transitions, tuple(events), healthy, stats)
 
 
 # -- the conformance check -------------------------------------------------------------------
@@ -285,7 +149,7 @@ class _Checker:
         except asyncio.TimeoutError:
             raise _Stop(f"{what} took longer than {self.timeout} s") from None
         except Exception as exc:  # noqa: BLE001 - whatever plugin code raises is the finding
-            raise _Stop(f"{what} raised {_describe(exc)}") from None
+            raise _Stop(f"{what} raised {describe(exc)}") from None
 
     # -- the steps ------------------------------------------------------------------------
 
@@ -302,10 +166,10 @@ class _Checker:
         except Exception as exc:  # noqa: BLE001 - the author's constructor failing is the finding
             name = getattr(plugin, "__name__", type(plugin).__name__)
             raise _Stop(
-                f"{name}() raised {_describe(exc)}; __init__ must take no arguments"
+                f"{name}() raised {describe(exc)}; __init__ must take no arguments"
             ) from None
         try:
-            pid = _register_all(self.manager, target, config, companions)
+            pid = register_all(self.manager, target, config, companions)
         except PluginError as exc:
             raise _Stop(f"register: {exc}") from None
         self.plugin_id = pid
@@ -314,7 +178,7 @@ class _Checker:
         self._ran("async methods")
         self.problems.extend(_kind_problems(agent))
         try:
-            await _start_dependencies(self.manager, pid)
+            await start_dependencies(self.manager, pid)
         except PluginError as exc:
             raise _Stop(
                 f"dependencies: {exc}; pass the plugins it depends on as companions="
@@ -385,7 +249,7 @@ class _Checker:
             pass  # the refusal this check expects
         except PluginError as exc:
             self.problems.append(
-                f"{verb} in state {before}: expected InvalidStateError, got {_describe(exc)}"
+                f"{verb} in state {before}: expected InvalidStateError, got {describe(exc)}"
             )
         else:
             self.problems.append(f"{verb} in state {before} was allowed; it must be refused")
@@ -416,7 +280,7 @@ class _Checker:
         try:
             value: object = agent.stats()
         except Exception as exc:  # noqa: BLE001 - whatever plugin code raises is the finding
-            self.problems.append(f"stats in state {state} raised {_describe(exc)}")
+            self.problems.append(f"stats in state {state} raised {describe(exc)}")
             return
         if not isinstance(value, dict):
             self.problems.append(
@@ -510,7 +374,7 @@ class _Checker:
             new = as_agent_plugin(fresh(), label=repr(pid))
         except Exception as exc:  # noqa: BLE001 - the author's constructor failing is the finding
             self.problems.append(
-                f"state round trip: cannot build a fresh instance ({_describe(exc)}); "
+                f"state round trip: cannot build a fresh instance ({describe(exc)}); "
                 "pass fresh= to check_plugin"
             )
             return
@@ -545,9 +409,9 @@ class _Checker:
                 self.problems.append(problem)
             elif json.loads(json.dumps(to_json_value(again))) != data:
                 self.problems.append(
-                    f"state does not round-trip: save_state gave {_short(data)}; after "
+                    f"state does not round-trip: save_state gave {short(data)}; after "
                     f"restore_state on a fresh instance, save_state gave "
-                    f"{_short(to_json_value(again))}"
+                    f"{short(to_json_value(again))}"
                 )
         except _Stop as stop:
             self.problems.append(f"state round trip: {stop}")

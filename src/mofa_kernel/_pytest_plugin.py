@@ -6,19 +6,17 @@ pytest is installed, so that the conformance check works without pytest.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import pytest
 
 from ._metadata import PluginConfig
-from ._types import PluginState
 
 if TYPE_CHECKING:
     from ._manager import PluginManager
 
-from ._conformance import config_of, instance_of, run_lifecycle
+from ._lifecycle_run import config_of, instance_of, run_lifecycle
 from ._sandbox import EntryPointSandbox, LifecycleRunner, ManagerFactory, RegisterPlugin
 
 __all__ = [
@@ -35,16 +33,6 @@ _T = TypeVar("_T")
 #: The kernel's own environment variables, cleared for every isolated test.
 _KERNEL_VARIABLES: Final = ("MOFA_CONFIG", "MOFA_PLUGINS", "MOFA_TRACE")
 _AUTOLOAD_OFF: Final = "MOFA_DISABLE_PLUGIN_AUTOLOAD"
-_ONLY: Final = "MOFA_PLUGINS"
-_ENTRY_POINT_NAME: Final = re.compile(r"[\w.-]+", re.ASCII)
-_DISTRIBUTION_NAME: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)
-_ENTRY_POINT_VALUE: Final = re.compile(r"[\w.]+(:[\w.]+)?", re.ASCII)
-
-UNLOADED: Final = PluginState.UNLOADED
-LOADING: Final = PluginState.LOADING
-LOADED: Final = PluginState.LOADED
-RUNNING: Final = PluginState.RUNNING
-PAUSED: Final = PluginState.PAUSED
 
 
 @pytest.fixture

@@ -18,31 +18,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from ._metadata import PluginConfig
-from ._types import PluginState
 
 if TYPE_CHECKING:
     import pytest
 
-    from ._conformance import LifecycleRun
+    from ._lifecycle_run import LifecycleRun
     from ._manager import PluginManager
 
 __all__ = ["EntryPointSandbox", "LifecycleRunner", "ManagerFactory", "RegisterPlugin"]
 
 _T = TypeVar("_T")
 
-#: The kernel's own environment variables, cleared for every isolated test.
-_KERNEL_VARIABLES: Final = ("MOFA_CONFIG", "MOFA_PLUGINS", "MOFA_TRACE")
+#: The variables a sandbox sets for discovery: autoload, and the ids it may load.
 _AUTOLOAD_OFF: Final = "MOFA_DISABLE_PLUGIN_AUTOLOAD"
 _ONLY: Final = "MOFA_PLUGINS"
 _ENTRY_POINT_NAME: Final = re.compile(r"[\w.-]+", re.ASCII)
 _DISTRIBUTION_NAME: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)
 _ENTRY_POINT_VALUE: Final = re.compile(r"[\w.]+(:[\w.]+)?", re.ASCII)
-
-UNLOADED: Final = PluginState.UNLOADED
-LOADING: Final = PluginState.LOADING
-LOADED: Final = PluginState.LOADED
-RUNNING: Final = PluginState.RUNNING
-PAUSED: Final = PluginState.PAUSED
 
 
 def _entry_point_value(target: object) -> str:

@@ -32,13 +32,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from ._conformance import (
-    ConformanceReport,
-    LifecycleRun,
-    assert_conforms,
-    check_plugin,
-    run_lifecycle,
-)
+from ._conformance import ConformanceReport, assert_conforms, check_plugin
+from ._lifecycle_run import LifecycleRun, run_lifecycle
 from ._sandbox import EntryPointSandbox, LifecycleRunner, ManagerFactory, RegisterPlugin
 
 # The fixtures need pytest; the conformance check and the sandbox do not. This module is
