@@ -57,6 +57,7 @@ def test_with_the_trust_lock_on_it_says_how_to_approve(good_venv: KernelVenv) ->
         ]
     finally:
         good_venv.cli("plugins", "uninstall", "mkt-tripwire", timeout=300)
+        (good_venv.work / "mofa-trust.json").unlink(missing_ok=True)
 
 
 def test_a_failing_pip_exits_1(good_venv: KernelVenv) -> None:
