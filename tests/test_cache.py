@@ -34,7 +34,7 @@ from mofa_kernel._discovery import PLUGIN_GROUP, ScanResult, scan_with_problems
 # of their own, without the third-party packages.
 for _module in (
     "mofa_kernel._config",
-    "mofa_kernel._serde",
+    "mofa_kernel._wire",
     "mofa_kernel._manager",
     "packaging.requirements",
     "packaging.specifiers",
@@ -625,7 +625,7 @@ if mode == "prepare":  # what the slow path needs, before sys.path loses site-pa
     for name in (
         "mofa_kernel._config",
         "mofa_kernel._discovery",
-        "mofa_kernel._serde",
+        "mofa_kernel._wire",
         "packaging.requirements",
     ):
         importlib.import_module(name)

@@ -13,8 +13,8 @@ from mofa_kernel._cache import MetadataNotes, lookup_metadata, plugin_token
 from mofa_kernel._discovery import load_plugin_object, scan_with_problems
 from mofa_kernel._metadata import PluginMetadata
 from mofa_kernel._reload._code import entry_point_root
-from mofa_kernel._serde import to_data
 from mofa_kernel._source import PluginSource, entry_point_target
+from mofa_kernel._wire import to_data
 
 HOOK_MODULE = """\
 from mofa_kernel import PluginMetadata, PluginType, hookimpl

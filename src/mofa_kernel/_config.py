@@ -24,10 +24,8 @@ from typing import Any, Final, Literal, TypeVar, get_args
 import attrs
 import cattrs
 from cattrs.errors import (
-    AttributeValidationNote,
     BaseValidationError,
     ForbiddenExtraKeysError,
-    IterableValidationNote,
 )
 from cattrs.gen import make_dict_structure_fn, override
 
@@ -36,6 +34,7 @@ from ._metadata import JSONValue, PluginConfig
 from ._reload_config import HotReloadConfig, ReloadStrategy
 from ._source import PluginSource, Selection
 from ._source import toml_key as _key
+from ._wire._errors import error_lines
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -372,16 +371,7 @@ def _problem_lines(exc: BaseException, path: str) -> list[str]:
     if isinstance(exc, ForbiddenExtraKeysError):
         return [f"{_key(path, key)}: unknown key" for key in sorted(exc.extra_fields)]
     if isinstance(exc, BaseValidationError):
-        lines: list[str] = []
-        for sub in exc.exceptions:
-            sub_path = path
-            for note in getattr(sub, "__notes__", ()):
-                if isinstance(note, AttributeValidationNote):
-                    sub_path = _key(path, note.name)
-                elif isinstance(note, IterableValidationNote):
-                    sub_path = _key(path, note.index)
-            lines.extend(_problem_lines(sub, sub_path))
-        return lines
+        return error_lines(exc, path, join=lambda at, key, _: _key(at, key), leaf=_problem_lines)
     message = " ".join(str(exc).split()) or type(exc).__name__
     return [f"{path or '(top level)'}: {message}"]
 

@@ -237,7 +237,7 @@ class MetadataNotes:
         if not changed:
             return
         from mofa_kernel._errors import SerializationError
-        from mofa_kernel._serde import to_data
+        from mofa_kernel._wire import to_data
 
         for key, (token, shape, metadata) in changed.items():
             try:

@@ -92,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _metadata_data(metadata: PluginMetadata | None) -> Any:
     if metadata is None:
         return None
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     return to_data(metadata)
 
@@ -152,7 +152,7 @@ def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
     from mofa_kernel._cache import lookup_metadata
     from mofa_kernel._errors import SerializationError
     from mofa_kernel._metadata import PluginMetadata
-    from mofa_kernel._serde import from_data
+    from mofa_kernel._wire import from_data
 
     (data,) = lookup_metadata([entry_row(entry)])
     if data is None:
@@ -164,7 +164,7 @@ def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
 
 
 def _info(args: argparse.Namespace, out: Output) -> int:
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     settings = load_settings(args)
     entry = find_entry(survey_plugins(settings, out), args.plugin_id)
@@ -272,7 +272,7 @@ async def _run_check(manager: PluginManager) -> dict[str, tuple[str, str | None]
 def _check(args: argparse.Namespace, out: Output) -> int:
     import asyncio
 
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     settings = load_settings(args)
     manager = make_manager(settings)
