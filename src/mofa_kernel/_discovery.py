@@ -23,7 +23,7 @@ import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import attrs
 
@@ -54,6 +54,7 @@ __all__ = [
     "ScanResult",
     "Survey",
     "SurveyEntry",
+    "SurveyStatus",
     "duplicate_message",
     "find_duplicates",
     "load_plugin_object",
@@ -66,6 +67,9 @@ __all__ = [
 _HOOKIMPL_MARK: Final = f"{PROJECT_NAME}_impl"
 
 logger = logging.getLogger("mofa_kernel")
+
+#: What discovery decided about a plugin without importing it (see :class:`SurveyEntry`).
+SurveyStatus = Literal["discovered", "disabled", "failed"]
 
 
 @attrs.frozen
@@ -268,7 +272,7 @@ class SurveyEntry:
     """
 
     source: PluginSource
-    status: str
+    status: SurveyStatus
     reason: str | None = None
 
     @property

@@ -100,7 +100,7 @@ class PluginSource:
 
     @property
     def module(self) -> str:
-        """The module the entry point imports (see :func:`entry_point_target`)."""
+        """The module the entry point imports, extras left out."""
         return entry_point_target(self.entry_point)[0]
 
     @property
