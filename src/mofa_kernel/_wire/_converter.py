@@ -53,8 +53,8 @@ from ._write import (
     WRITERS,
     WriteError,
     encode,
+    struct_writer,
     surrogate_lines,
-    write_fields,
     write_float,
     write_plugin_type,
     write_priority,
@@ -68,10 +68,6 @@ from ._write import (
 __all__ = ["converter", "from_data", "from_json", "to_data", "to_json"]
 
 _T = TypeVar("_T")
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 _plugin_type = variant_hook(
@@ -106,11 +102,11 @@ _reload_strategy = variant_hook(
 )
 
 # Each field's type, as the attrs class annotates it -> how the field reads and writes.
-_KINDS: Final[dict[str, tuple[Hook, Hook]]] = {
-    "str": (read_str, _identity),
+_KINDS: Final[dict[str, tuple[Hook, Hook | None]]] = {
+    "str": (read_str, None),
     # An Option: serde lets it be missing from an object.
-    "str | None": (read_opt_str, _identity),
-    "bool": (read_bool, _identity),
+    "str | None": (read_opt_str, None),
+    "bool": (read_bool, None),
     # The seed's only integers are u32 and its only floats Durations, in seconds.
     "int": (read_u32, write_u32),
     "float": (read_seconds, write_float),
@@ -154,13 +150,6 @@ def _fields(cls: type) -> tuple[Field, ...]:
     return tuple(fields)
 
 
-def _struct_writer(fields: tuple[Field, ...]) -> Hook:
-    def write(value: object) -> JSONValue:
-        return write_fields(value, fields)
-
-    return write
-
-
 _READERS: dict[Any, Hook] = {
     PluginType: _plugin_type,
     PluginState: _plugin_state,
@@ -177,7 +166,21 @@ WRITERS.update(
 )
 for _struct in (PluginMetadata, PluginConfig, HotReloadConfig):
     _READERS[_struct] = struct_hook(_struct, _fields(_struct))
-    WRITERS[_struct] = _struct_writer(_fields(_struct))
+    WRITERS[_struct] = struct_writer(_fields(_struct))
+
+
+def _variant_writer(name: str, fields: tuple[Field, ...]) -> Hook:
+    """The writer of an enum variant carrying a struct: ``{"Name": {...fields}}``."""
+    write_struct = struct_writer(fields)
+
+    def write(value: object) -> JSONValue:
+        try:
+            return {name: write_struct(value)}
+        except WriteError as exc:
+            exc.keys.append(name)
+            raise
+
+    return write
 
 
 def _add_events(family: type, variants: Mapping[str, type]) -> dict[str, Hook]:
@@ -187,14 +190,7 @@ def _add_events(family: type, variants: Mapping[str, type]) -> dict[str, Hook]:
         payloads[name] = struct_hook(variant, fields)
         _READERS[variant] = variant_hook(variant, {}, {name: payloads[name]})
 
-        def write(value: object, name: str = name, fields: tuple[Field, ...] = fields) -> Any:
-            try:
-                return {name: write_fields(value, fields)}
-            except WriteError as exc:
-                exc.keys.append(name)
-                raise
-
-        WRITERS[variant] = write
+        WRITERS[variant] = _variant_writer(name, fields)
     _READERS[family] = variant_hook(family, {}, payloads)
     return payloads
 

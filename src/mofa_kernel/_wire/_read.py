@@ -259,12 +259,13 @@ def variant_hook(
 
 @attrs.frozen
 class Field:
-    """One field of a serde struct: its name, how it is read and written, whether it may be
-    missing from an object (an ``Option``)."""
+    """One field of a serde struct: its name, how it is read and written (``write`` is
+    ``None`` for a value that is JSON data as it is), whether it may be missing from an
+    object (an ``Option``)."""
 
     name: str
     read: Hook
-    write: Hook
+    write: Hook | None
     required: bool = True
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "WRITERS",
     "WriteError",
     "encode",
+    "struct_writer",
     "surrogate_lines",
     "write_fields",
     "write_float",
@@ -182,11 +183,43 @@ def write_fields(value: object, fields: Sequence[Field]) -> dict[str, JSONValue]
     out: dict[str, JSONValue] = {}
     for field in fields:
         try:
-            out[field.name] = field.write(getattr(value, field.name))
+            item = getattr(value, field.name)
+            out[field.name] = item if field.write is None else field.write(item)
         except WriteError as exc:
             exc.keys.append(field.name)
             raise
     return out
+
+
+def struct_writer(fields: Sequence[Field]) -> Hook:
+    """The writer of a struct with ``fields``: what :func:`write_fields` gives, faster.
+
+    Compiled, as attrs compiles its methods, to one dict display over the
+    fields' attributes (a third of the time of a loop): ``plugins list``
+    writes the metadata of every plugin. The names are the attrs class's
+    field names, so identifiers.
+    """
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, field in enumerate(fields):
+        if not field.name.isidentifier():
+            raise ValueError(f"field name {field.name!r} is not an identifier")
+        if field.write is None:
+            items.append(f"{field.name!r}: value.{field.name}")
+        else:
+            namespace[f"write_{index}"] = field.write
+            items.append(f"{field.name!r}: write_{index}(value.{field.name})")
+    code = f"def write_all(value):\n    return {{{', '.join(items)}}}\n"
+    exec(code, namespace)  # noqa: S102 - the code is built above from identifiers only
+    write_all: Hook = namespace["write_all"]
+
+    def write(value: object) -> dict[str, JSONValue]:
+        try:
+            return write_all(value)  # type: ignore[no-any-return]  # a dict of JSON data
+        except WriteError:
+            return write_fields(value, fields)  # again, field by field, to name the bad one
+
+    return write
 
 
 def write_plugin_type(value: PluginType) -> JSONValue:
