@@ -43,11 +43,12 @@ from ._watch import Changes, Watcher
 
 if TYPE_CHECKING:
     from mofa_kernel._discovery import PluginSource
-    from mofa_kernel._manager import PluginManager
     from mofa_kernel._records import PluginRecord
     from mofa_kernel._reload_config import HotReloadConfig
+    from mofa_kernel._runtime import ReloadPort
 
     from ._code import Fingerprint
+    from ._host import ReloadHost
 
 __all__ = ["RESTART_REQUIRED", "STALE", "HotReloader"]
 
@@ -102,8 +103,9 @@ class HotReloader:
     ``manager.hot_reload`` whenever they are needed.
     """
 
-    def __init__(self, manager: PluginManager) -> None:
+    def __init__(self, manager: ReloadHost, port: ReloadPort) -> None:
         self._manager = manager
+        self._port = port
         self._trackers: dict[str, Tracker] = {}
         self._lock = asyncio.Lock()
         self._running = False
@@ -348,7 +350,13 @@ class HotReloader:
         if not offers(plugin, "refresh"):
             return
         attempt = Attempt(
-            manager, self.config, tracker, attempt=1, fingerprint=None, retiring=self._retiring
+            manager,
+            self._port,
+            self.config,
+            tracker,
+            attempt=1,
+            fingerprint=None,
+            retiring=self._retiring,
         )
         error = await attempt.refresh(plugin)
         if error is not None and manual:
@@ -372,6 +380,7 @@ class HotReloader:
         number = tracker.failures.get(fingerprint.code, 0) + 1
         attempt = Attempt(
             self._manager,
+            self._port,
             self.config,
             tracker,
             attempt=number,
@@ -632,7 +641,7 @@ class HotReloader:
             if not found:
                 await self._removed(pid, record)
             elif len(found) == 1 and found[0] != record.source and record.status == "registered":
-                manager._reload_set_source(pid, found[0])
+                self._port.set_source(pid, found[0])
                 tracker = self._trackers.get(pid)
                 if tracker is not None:
                     tracker.force = True  # an upgrade is a reload, whatever the files say
@@ -640,6 +649,12 @@ class HotReloader:
         new = [pid for pid in claims if pid not in known]
         if not new:
             return
+        await self._discovered(new)
+
+    async def _discovered(self, new: list[str]) -> None:
+        """Register, announce and start the plugins of newly installed distributions; then
+        bring back what was taken down when they left."""
+        manager = self._manager
         report = manager.discover()
         for record in report.records:
             if record.plugin_id not in new:
@@ -649,6 +664,7 @@ class HotReloader:
             if record.status == "registered":
                 self._track(record.plugin_id, baseline=True)
                 await self._bring_up(record)
+        await self._port.bring_back(new)
 
     async def _bring_up(self, record: PluginRecord) -> None:
         manager = self._manager
@@ -666,6 +682,7 @@ class HotReloader:
         async with self._lock:
             if tracker is not None and tracker.worker is not None:
                 tracker.worker.cancel()
+            await self._port.take_down_dependents(plugin_id, "was uninstalled")
             if record.status == "registered":
                 plugin = manager.get(plugin_id)
                 with contextlib.suppress(PluginError):  # recorded by the manager; it goes anyway
@@ -678,7 +695,7 @@ class HotReloader:
                 with contextlib.suppress(PluginError):  # as above
                     if state == PluginState.LOADED or state.is_error:
                         await manager.unload(plugin_id)
-            manager._reload_forget(plugin_id)
+            self._port.forget(plugin_id)
             if tracker is not None and tracker.unit is not None:
                 self._drop_modules(tracker.unit)
         where = record.source.path if record.source is not None else None
