@@ -45,28 +45,13 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("command line and testing", ("_cli", "testing", "__main__")),
 )
 
-#: Imports that go up today, each to be removed by the runtime redesign (issue 10).
-#: Empty it as they go; an import that goes up and is not listed here fails the test.
-ALLOWED_UPWARD: Final[frozenset[tuple[str, str]]] = frozenset(
-    {
-        # The reloader drives the manager through its private methods; a port in
-        # _runtime replaces them.
-        ("mofa_kernel._reload._reloader", "mofa_kernel._manager"),
-        ("mofa_kernel._reload._transaction", "mofa_kernel._manager"),
-    }
-)
+#: Imports allowed to go up a layer, each with the reason and the issue that removes it.
+#: Empty: the runtime redesign (issue 10) removed the last ones. An import that goes up
+#: and is not listed here fails the test.
+ALLOWED_UPWARD: Final[frozenset[tuple[str, str]]] = frozenset()
 
-#: Import cycles that exist today (as sorted module lists), each to be broken by issue 10.
-ALLOWED_CYCLES: Final[frozenset[tuple[str, ...]]] = frozenset(
-    {
-        (
-            "mofa_kernel._manager",
-            "mofa_kernel._reload",
-            "mofa_kernel._reload._reloader",
-            "mofa_kernel._reload._transaction",
-        ),
-    }
-)
+#: Import cycles allowed (as sorted module lists), each with its reason. Empty since issue 10.
+ALLOWED_CYCLES: Final[frozenset[tuple[str, ...]]] = frozenset()
 
 
 def _modules() -> dict[str, Path]:
