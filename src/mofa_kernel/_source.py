@@ -69,10 +69,9 @@ def entry_point_target(value: str) -> tuple[str, str | None]:
     import importlib.metadata
 
     entry_point = importlib.metadata.EntryPoint(name="", value=value, group="")
-    try:
-        return entry_point.module, entry_point.attr or None
-    except AttributeError:  # the value does not match EntryPoint's pattern
-        return value, None
+    if entry_point.pattern.match(value) is None:
+        return value, None  # .module would fail (an assertion from Python 3.13 on)
+    return entry_point.module, entry_point.attr or None
 
 
 @attrs.frozen
