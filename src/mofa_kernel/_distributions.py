@@ -57,11 +57,13 @@ def name_from_folder(folder: str | None) -> str | None:
 
 
 def metadata_field(dist: importlib.metadata.Distribution, field: str) -> str | None:
+    """The first value of ``field`` in ``dist``'s metadata, or ``None``."""
     values = dist.metadata.get_all(field)
     return str(values[0]) if values else None
 
 
 def kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
+    """``dist``'s version specifier on mofa-kernel (see ``PluginSource.requires_kernel``)."""
     from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
     from packaging.requirements import InvalidRequirement, Requirement
 
@@ -86,6 +88,7 @@ def kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
 
 
 def plugin_path(dist: importlib.metadata.Distribution, module: str) -> Path | None:
+    """Where ``module`` of ``dist`` is: its file, else the editable project, else the site."""
     parts = module.split(".")
     wanted = {"/".join(parts) + ".py", "/".join([*parts, "__init__.py"])}
     for file in dist.files or ():

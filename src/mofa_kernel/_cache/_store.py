@@ -83,6 +83,7 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> str:
 
 
 def digest_of(*parts: str) -> str:
+    """A short hash of ``parts``, for file names and fingerprints."""
     h = hashlib.blake2b(digest_size=12)
     for part in parts:
         h.update(part.encode("utf-8", "surrogatepass"))
@@ -96,6 +97,7 @@ def identity() -> str:
 
 
 def file_stat(path: str) -> Stat:
+    """``path``'s :data:`Stat`, or ``None`` when it cannot be stat'ed."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -104,6 +106,7 @@ def file_stat(path: str) -> Stat:
 
 
 def read_json(path: str) -> dict[str, Any] | None:
+    """A cache file's data, or ``None`` if unreadable, of another schema or interpreter."""
     try:
         with open(path, "rb") as file:
             data = json.loads(file.read())
@@ -156,6 +159,7 @@ def prune(folder: str, prefix: str, keep: int) -> None:
 
 
 def remove(path: str) -> bool:
+    """Delete ``path``; whether it was deleted."""
     try:
         os.unlink(path)
     except OSError:
@@ -164,6 +168,7 @@ def remove(path: str) -> bool:
 
 
 def read_bytes(path: str) -> bytes | None:
+    """A file's bytes, or ``None`` when it cannot be read."""
     try:
         with open(path, "rb") as file:
             return file.read()

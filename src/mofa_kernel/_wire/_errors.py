@@ -50,6 +50,7 @@ class Invalid(ValueError):
 
 
 def noted(exc: Exception, note: str) -> Exception:
+    """``exc`` with ``note`` (a cattrs note giving where it happened) attached."""
     if sys.version_info >= (3, 11):
         exc.add_note(note)
     else:
@@ -59,10 +60,12 @@ def noted(exc: Exception, note: str) -> Exception:
 
 
 def field_note(name: str, owner: Any) -> AttributeValidationNote:
+    """The note saying an error is in field ``name`` of ``owner``."""
     return AttributeValidationNote(f"Structuring field {name}", name, owner)
 
 
 def index_note(index: int | str, owner: Any) -> IterableValidationNote:
+    """The note saying an error is at ``index`` (a list index or a mapping key) of ``owner``."""
     return IterableValidationNote(f"Structuring element {index!r}", index, owner)
 
 
@@ -126,10 +129,12 @@ def _message(exc: BaseException) -> str:
 
 
 def quote(text: str) -> str:
+    """A string quoted for a message, cut to 40 characters."""
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def describe(value: object) -> str:
+    """What ``value`` is, for a message: ``"integer 3"``, ``"an array"``, ``"null"``."""
     if isinstance(value, OutOfRange):
         return f"number out of range ({value.text[:40]})"
     if value is None:

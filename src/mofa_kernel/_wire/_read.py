@@ -46,6 +46,7 @@ Hook = Callable[[Any], Any]
 
 
 def read_str(value: object) -> str:
+    """A string (Rust ``String``): no lone surrogates."""
     if isinstance(value, str):
         if not value.isascii() and SURROGATE.search(value):
             raise Invalid("string holds a lone surrogate, which is not valid Unicode")
@@ -54,28 +55,33 @@ def read_str(value: object) -> str:
 
 
 def read_opt_str(value: object) -> str | None:
+    """An ``Option<String>``: a string or ``null``."""
     return None if value is None else read_str(value)
 
 
 def read_bool(value: object) -> bool:
+    """A boolean, never a number."""
     if isinstance(value, bool):
         return value
     raise Invalid(f"expected a boolean, got {describe(value)}")
 
 
 def read_int(value: object) -> int:
+    """An integer, never a boolean or a float."""
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)
     raise Invalid(f"expected an integer, got {describe(value)}")
 
 
 def read_u32(value: object) -> int:
+    """A Rust ``u32``."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= U32_MAX:
         return int(value)
     raise Invalid(f"expected an integer in 0..={U32_MAX}, got {describe(value)}")
 
 
 def read_float(value: object) -> float:
+    """A finite number (Rust ``f64``)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
         if math.isfinite(number):
@@ -84,6 +90,7 @@ def read_float(value: object) -> float:
 
 
 def read_seconds(value: object) -> float:
+    """A ``Duration`` as a non-negative number of seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
         if math.isfinite(number) and number >= 0:
@@ -92,12 +99,14 @@ def read_seconds(value: object) -> float:
 
 
 def read_path(value: object) -> Path:
+    """A path, written as a string."""
     if isinstance(value, str):
         return Path(read_str(value))
     raise Invalid(f"expected a path as a string, got {describe(value)}")
 
 
 def read_strings(value: object) -> tuple[str, ...]:
+    """A ``Vec<String>``; every bad element is reported with its index."""
     if not isinstance(value, (list, tuple)):
         raise Invalid(f"expected an array of strings, got {describe(value)}")
     out: list[str] = []
@@ -113,6 +122,7 @@ def read_strings(value: object) -> tuple[str, ...]:
 
 
 def read_bytes(value: object) -> bytes:
+    """A ``Vec<u8>``: an array of integers 0..=255."""
     if not isinstance(value, (list, tuple)):
         raise Invalid(f"expected an array of bytes (integers 0..=255), got {describe(value)}")
     errors: list[Exception] = [
@@ -198,6 +208,7 @@ def _json_array(value: Sequence[Any], depth: int) -> list[JSONValue]:
 
 
 def read_settings(value: object) -> dict[str, JSONValue]:
+    """``PluginConfig.settings``: a JSON object, at the document's second level."""
     if not isinstance(value, Mapping):
         raise Invalid(f"expected an object, got {describe(value)}")
     # A PluginConfig document is one object deep; its settings object is the second level.

@@ -169,10 +169,12 @@ def _write_object(value: Mapping[Any, Any], depth: int, sort: bool) -> dict[str,
 
 
 def write_float(number: float) -> float | None:
+    """A float as serde_json writes it: NaN and infinities as ``null``."""
     return number if math.isfinite(number) else None
 
 
 def write_u32(number: int) -> int:
+    """A Rust ``u32``; anything else cannot be read back."""
     if not 0 <= number <= U32_MAX:
         raise WriteError(f"{number} does not fit the Rust u32 field (0..={U32_MAX})")
     return number
@@ -223,10 +225,12 @@ def struct_writer(fields: Sequence[Field]) -> Hook:
 
 
 def write_plugin_type(value: PluginType) -> JSONValue:
+    """``"Tool"``, or ``{"Custom": name}``."""
     return value.variant if value.custom_name is None else {"Custom": value.custom_name}
 
 
 def write_state(value: PluginState) -> JSONValue:
+    """``"Running"``, or ``{"Error": message}``."""
     return value.variant if value.message is None else {"Error": value.message}
 
 
@@ -234,10 +238,12 @@ _PRIORITY_NAMES: Final = {priority: priority.variant for priority in PluginPrior
 
 
 def write_priority(value: PluginPriority) -> JSONValue:
+    """The priority's variant name."""
     return _PRIORITY_NAMES[value]
 
 
 def write_settings(settings: object) -> JSONValue:
+    """``PluginConfig.settings``: top-level keys in their order, nested objects sorted."""
     if not isinstance(settings, Mapping):
         raise WriteError(f"expected an object, got {describe(settings)}", unsupported=True)
     out: dict[str, JSONValue] = {}
@@ -254,6 +260,7 @@ def write_settings(settings: object) -> JSONValue:
 
 
 def write_strategy(value: ReloadStrategy) -> JSONValue:
+    """``"Immediate"``, or ``{"Debounced": seconds}``."""
     if value.delay is None:
         return value.variant
     return {value.variant: write_float(value.delay)}
