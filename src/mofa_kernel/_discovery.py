@@ -47,6 +47,8 @@ from ._source import (
     normalize_name,
 )
 
+# PLUGIN_GROUP, ExclusionRule, PluginSource and normalize_name live in _source; they are
+# named here too for the modules that import them from discovery.
 __all__ = [
     "PLUGIN_GROUP",
     "ExclusionRule",
