@@ -88,8 +88,10 @@ class PluginManager:
         self._observers = Observers(self._bus)
         self._intake = Intake(self._registry, self._lifecycle, self._observers)
         self._hot_reloader: HotReloader | None = None
-        # The hot path: ``execute`` is the caller's own, one call deep (see PluginCaller).
-        self.execute = self._caller.execute  # type: ignore[method-assign]
+        # The hot path: ``execute`` is the caller's own, one call deep; with MOFA_TRACE set,
+        # a timed one (so the plain one never checks for tracing).
+        caller = self._caller
+        self.execute = caller.execute_traced if caller.trace else caller.execute  # type: ignore[method-assign]
 
     @property
     def block_limit(self) -> float | None:

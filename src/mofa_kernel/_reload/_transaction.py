@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
     from ._host import ReloadHost
 
-__all__ = ["Attempt", "Outcome", "Tracker"]
+__all__ = ["Attempt", "AttemptResult", "Tracker"]
 
 UNLOADED: Final = PluginState.UNLOADED
 LOADING: Final = PluginState.LOADING
@@ -143,7 +143,7 @@ class Tracker:
 
 
 @attrs.frozen
-class Outcome:
+class AttemptResult:
     """How an attempt ended: ``reloaded`` (new code serves), or ``error`` with the failure."""
 
     reloaded: bool
@@ -208,7 +208,7 @@ class Attempt:
 
     # -- the whole attempt ----------------------------------------------------------------
 
-    async def run(self) -> Outcome:
+    async def run(self) -> AttemptResult:
         began = time.perf_counter()
         manager = self.manager
         manager.emit(ReloadEvent.ReloadStarted(plugin_id=self.pid, path=self.path))
@@ -228,7 +228,7 @@ class Attempt:
             self._emit_end(began, success=False)
             raise
         self._emit_end(began, success=True)
-        return Outcome(True, retired=retired)
+        return AttemptResult(True, retired=retired)
 
     async def refresh(self, plugin: AgentPlugin) -> PluginError | None:
         """The code is unchanged: ``refresh()`` the serving instance, reported as a reload."""
@@ -262,7 +262,7 @@ class Attempt:
             )
         )
 
-    async def _failed(self, failure: _StepFailed, began: float, *, hot: bool) -> Outcome:
+    async def _failed(self, failure: _StepFailed, began: float, *, hot: bool) -> AttemptResult:
         manager = self.manager
         message = failure.message
         manager.emit(
@@ -289,7 +289,7 @@ class Attempt:
             cls = _ERROR_FOR_STEP.get(failure.step, PluginLifecycleError)
             error = cls(f"reload of {self.pid!r} failed: {message}", plugin_id=self.pid)
             error.hook = failure.step
-        return Outcome(False, error, retryable=not failure.final)
+        return AttemptResult(False, error, retryable=not failure.final)
 
     # -- a plugin that is up: build beside it, then swap ----------------------------------
 
