@@ -32,10 +32,9 @@ alone.
 
 The files and their format are in ``_store``, scans and listings in
 ``_scans``, plugin metadata in ``_plugins``; this module gathers their
-public names.
+public names (those of ``_plugins`` on first use).
 """
 
-from ._plugins import MetadataNotes, lookup_metadata, plugin_token
 from ._scans import ScanProbe, clear, forget_scans, listing_inputs, probe, store_listing
 from ._store import (
     ENV_CACHE_DIR,
@@ -46,6 +45,10 @@ from ._store import (
     cache_files,
     enabled,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the fast path
+if TYPE_CHECKING:
+    from ._plugins import MetadataNotes, lookup_metadata, plugin_token
 
 __all__ = [
     "ENV_CACHE_DIR",
@@ -65,3 +68,17 @@ __all__ = [
     "probe",
     "store_listing",
 ]
+
+
+#: Plugin metadata is imported on first use: replaying a listing never needs it.
+_PLUGINS = frozenset({"MetadataNotes", "lookup_metadata", "plugin_token"})
+
+
+def __getattr__(name: str) -> object:
+    if name not in _PLUGINS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _plugins
+
+    value = getattr(_plugins, name)
+    globals()[name] = value
+    return value
