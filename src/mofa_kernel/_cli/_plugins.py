@@ -93,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _metadata_data(metadata: PluginMetadata | None) -> Any:
     if metadata is None:
         return None
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     return to_data(metadata)
 
@@ -153,7 +153,7 @@ def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
     from mofa_kernel._cache import lookup_metadata
     from mofa_kernel._errors import SerializationError
     from mofa_kernel._metadata import PluginMetadata
-    from mofa_kernel._serde import from_data
+    from mofa_kernel._wire import from_data
 
     (data,) = lookup_metadata([entry_row(entry)])
     if data is None:
@@ -165,7 +165,7 @@ def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
 
 
 def _info(args: argparse.Namespace, out: Output) -> int:
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     settings = load_settings(args)
     entry = find_entry(survey_plugins(settings, out), args.plugin_id)
@@ -274,7 +274,7 @@ async def _run_check(
 def _check(args: argparse.Namespace, out: Output) -> int:
     import asyncio
 
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     settings = load_settings(args)
     manager = make_manager(settings)
