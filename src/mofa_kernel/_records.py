@@ -10,7 +10,7 @@ from ._metadata import PluginConfig, PluginMetadata
 from ._types import PluginState
 
 if TYPE_CHECKING:
-    from ._discovery import PluginSource
+    from ._source import PluginSource
 
 __all__ = ["DiscoveryReport", "LifecycleReport", "Outcome", "PluginRecord"]
 
