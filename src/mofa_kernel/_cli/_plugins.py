@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mofa_kernel._discovery import SurveyEntry
     from mofa_kernel._manager import PluginManager
     from mofa_kernel._metadata import PluginMetadata
+    from mofa_kernel._records import OutcomeStatus
     from mofa_kernel._types import PluginState
 
 __all__ = ["register"]
@@ -232,7 +233,7 @@ def _print_info(data: dict[str, Any], metadata: PluginMetadata | None, out: Outp
 
 async def _run_check(
     manager: PluginManager,
-) -> tuple[dict[str, tuple[str, str | None]], dict[str, PluginState]]:
+) -> tuple[dict[str, tuple[OutcomeStatus, str | None]], dict[str, PluginState]]:
     """Bring every enabled plugin up and down again; per id, (status, error), and the error
     state of each plugin that failed (the state a failure leaves, before the cleanup)."""
     from mofa_kernel._events import PluginEvent
