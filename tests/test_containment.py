@@ -328,7 +328,7 @@ class Blocker(AgentPlugin):
     metadata = PluginMetadata("blocker", "Blocker", PluginType.TOOL)
 
     async def execute(self, input: str) -> str:
-        time.sleep(float(input))  # the fault under test: the loop is held
+        time.sleep(float(input))  # noqa: ASYNC251 - the fault under test: the loop is held
         return input
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from ._config import HotReloadSection, KernelSection, KernelSettings, PluginSection
     from ._context import PluginContext, SharedState
-    from ._discovery import PluginSource
+    from ._source import PluginSource
     from ._errors import (
         DependencyCycleError,
         DependencyError,
@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from ._records import DiscoveryReport, LifecycleReport, Outcome, PluginRecord
     from ._reload import HotReloader
     from ._reload_config import HotReloadConfig, ReloadStrategy
-    from ._serde import from_json, to_json
     from ._types import PluginPriority, PluginState, PluginType
+    from ._wire import from_json, to_json
 del TYPE_CHECKING
 
 __all__ = [
@@ -155,11 +155,11 @@ _LAZY = {
     "Outcome": "._records",
     "PluginRecord": "._records",
     "PluginSection": "._config",
-    "PluginSource": "._discovery",
+    "PluginSource": "._source",
     "Subscription": "._event_bus",
     "PluginManager": "._manager",
-    "from_json": "._serde",
-    "to_json": "._serde",
+    "from_json": "._wire",
+    "to_json": "._wire",
 }
 
 

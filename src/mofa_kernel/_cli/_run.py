@@ -83,7 +83,7 @@ def _cached_closure(survey: Survey, plugin_id: str) -> set[str]:
 @contextlib.contextmanager
 def _only(ids: set[str]) -> Iterator[None]:
     """``MOFA_PLUGINS`` narrowed to ``ids`` (within what it already allowed) for a discover()."""
-    from mofa_kernel._config import ENV_PLUGINS
+    from mofa_kernel._source import ENV_PLUGINS
 
     saved = os.environ.get(ENV_PLUGINS)
     allowed = ids

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import weakref
 from collections.abc import Callable, Coroutine
 from types import CodeType, FrameType
 from typing import Any, Final
@@ -70,16 +71,16 @@ class TaskGuard:
         #: Code objects whose frames hold the ``entry`` of the plugin being called.
         self._anchors = anchors | {GUARD_CODE}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._previous: _Factory | None = None
-        #: One bound method, so the loop's factory can be recognised as ours by identity.
-        self._ours: _Factory = self._factory
+        #: The loop's factory while installed: it holds this guard weakly, so that a manager
+        #: nobody shut down can still be collected (its factory then only passes tasks on).
+        self._ours = _WeakFactory(self)
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         """Guard the tasks plugins create on ``loop`` (idempotent)."""
         if self._loop is loop and loop.get_task_factory() is self._ours:
             return
         self.remove()
-        self._previous = loop.get_task_factory()
+        self._ours.previous = loop.get_task_factory()
         self._loop = loop
         loop.set_task_factory(self._ours)
 
@@ -87,23 +88,20 @@ class TaskGuard:
         """Give the loop its previous task factory back, if ours is still in place."""
         loop, self._loop = self._loop, None
         if loop is not None and not loop.is_closed() and loop.get_task_factory() is self._ours:
-            loop.set_task_factory(self._previous)
-        self._previous = None
+            loop.set_task_factory(self._ours.previous)
+        self._ours.previous = None
 
-    def _factory(
-        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-    ) -> asyncio.Future[Any]:
+    def wrap(self, coro: Any) -> Any:
+        """``coro``, guarded if plugin code of this guard's manager is creating it."""
         if asyncio.iscoroutine(coro) and getattr(coro, "cr_code", None) is not GUARD_CODE:
             entry = self._owner()
             if entry is not None and self._owns(entry):
-                coro = _guarded(entry, coro, self._fault)
-        if self._previous is not None:
-            return self._previous(loop, coro, **kwargs)
-        return asyncio.Task(coro, loop=loop, **kwargs)
+                return _guarded(entry, coro, self._fault)
+        return coro
 
     def _owner(self) -> Entry | None:
         """The plugin whose code is creating a task now, from the frames on the stack."""
-        frame: FrameType | None = sys._getframe(2)
+        frame: FrameType | None = sys._getframe(3)
         anchors = self._anchors
         for _ in range(_STACK_LIMIT):
             if frame is None:
@@ -113,3 +111,23 @@ class TaskGuard:
                 return entry if isinstance(entry, Entry) else None
             frame = frame.f_back
         return None
+
+
+class _WeakFactory:
+    """A loop task factory that guards through a :class:`TaskGuard` while it lives."""
+
+    __slots__ = ("_guard", "previous")
+
+    def __init__(self, guard: TaskGuard) -> None:
+        self._guard = weakref.ref(guard)
+        self.previous: _Factory | None = None
+
+    def __call__(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Future[Any]:
+        guard = self._guard()
+        if guard is not None:
+            coro = guard.wrap(coro)
+        if self.previous is not None:
+            return self.previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)

@@ -20,7 +20,7 @@ from mofa_kernel._types import PluginState
 
 if TYPE_CHECKING:
     from mofa_kernel._context import PluginContext
-    from mofa_kernel._discovery import PluginSource
+    from mofa_kernel._source import PluginSource
 
 __all__ = ["Entry", "EntryStatus", "Registry"]
 
