@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from ._config import HotReloadSection, KernelSection, KernelSettings, PluginSection
     from ._context import PluginContext, SharedState
-    from ._source import PluginSource
     from ._errors import (
         DependencyCycleError,
         DependencyError,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from ._records import DiscoveryReport, LifecycleReport, Outcome, PluginRecord
     from ._reload import HotReloader
     from ._reload_config import HotReloadConfig, ReloadStrategy
+    from ._source import PluginSource
     from ._types import PluginPriority, PluginState, PluginType
     from ._wire import from_json, to_json
 del TYPE_CHECKING
