@@ -39,6 +39,9 @@ nitpick_ignore_regex = [
     # Type variables of generic functions (``from_json(type[_T], ...) -> _T``) are
     # not objects that a page could document.
     ("py:class", r"mofa_kernel\.[\w.]+\._T\w*"),
+    # The Literal aliases of the records' status fields, named in the generated __init__
+    # signatures: the attributes' own entries list their values.
+    ("py:class", r"(mofa_kernel\.)?(RecordStatus|OutcomeStatus|SurveyStatus)"),
 ]
 
 autodoc_member_order = "bysource"
