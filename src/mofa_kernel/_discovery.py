@@ -6,8 +6,9 @@ id, incompatible mofa-kernel requirement); :func:`load_plugin_object` is the
 one place that imports a plugin's code and turns it into a plugin object.
 
 A scan is kept in the on-disk cache (:mod:`mofa_kernel._cache`) and reused
-while the installation is unchanged; ``importlib.metadata`` itself is
-imported only when a scan really runs. The values it works on
+while the installation is unchanged; a scan reads the metadata folders
+through :mod:`mofa_kernel._scanner`, and ``importlib.metadata`` only where
+that cannot vouch for the answer. The values it works on
 (:class:`~mofa_kernel._source.PluginSource`, the exclusion rule) are in
 :mod:`mofa_kernel._source`; what one distribution's metadata says is read by
 :mod:`mofa_kernel._distributions`.
@@ -23,12 +24,9 @@ import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import attrs
-
-if TYPE_CHECKING:
-    import importlib.metadata
 
 from ._distributions import (
     KERNEL_DISTRIBUTION,
@@ -42,6 +40,7 @@ from ._distributions import (
 from ._errors import PluginLoadError
 from ._hookspecs import PROJECT_NAME
 from ._plugin import AgentPlugin
+from ._scanner import duplicate_line
 from ._source import (
     PLUGIN_GROUP,
     ExclusionRule,
@@ -134,15 +133,30 @@ def scan_with_problems(group: str = PLUGIN_GROUP) -> ScanResult:
 def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
     """Read every installed distribution's entry points; also return the metadata folders
     the result depends on (the cache watches them)."""
+    from ._scanner import scan_folders
+
+    fast = scan_folders(group)
+    if fast is None:
+        return _scan_with_importlib(group)
+    result = _decode_scan(
+        {"sources": fast.rows, "problems": fast.problems, "refusals": fast.refusals()},
+        group=group,
+    )
+    return result, fast.watch
+
+
+def _scan_with_importlib(group: str) -> tuple[ScanResult, list[str]]:
+    """:func:`_scan_distributions` through ``importlib.metadata``, for what the scanner of
+    :mod:`mofa_kernel._scanner` cannot vouch for: a custom distribution finder, a zip file
+    on ``sys.path``."""
+    import importlib.metadata
+
     sources: list[PluginSource] = []
     problems: list[str] = []
     watch: list[str] = []
     seen: set[str] = set()
     kernel_version: str | None = None
-    for dist, text in _distributions_and_entry_points(group):
-        if isinstance(dist, str):  # declares no such entry point: only its name counts
-            seen.add(dist)
-            continue
+    for dist in importlib.metadata.distributions():
         folder = metadata_folder(dist)
         key = name_from_folder(folder)
         if key is None:
@@ -156,8 +170,7 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
             kernel_version = metadata_field(dist, "Version")
             if folder is not None:
                 watch.append(folder)
-        if text is None:
-            text = dist.read_text("entry_points.txt")
+        text = dist.read_text("entry_points.txt")
         if not text or group not in text:
             continue  # the common case, decided without parsing anything
         if folder is not None:
@@ -198,67 +211,6 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
         for source in sources
     )
     return ScanResult(tuple(sources), tuple(problems), refusals), watch
-
-
-# -- the cold scan's fast path (newcomer, issue 14: the first `plugins list` after an install) --
-
-
-def _plain_path_search() -> bool:
-    """Whether ``importlib.metadata`` would find distributions only in ``sys.path``'s folders:
-    no other finder in ``sys.meta_path`` offers distributions, and no entry is a zip file."""
-    import importlib.machinery
-
-    finders = [f for f in sys.meta_path if hasattr(f, "find_distributions")]
-    if finders != [importlib.machinery.PathFinder]:
-        return False
-    return not any(os.path.isfile(entry) for entry in sys.path if entry)
-
-
-def _distributions_and_entry_points(
-    group: str,
-) -> Iterable[tuple[importlib.metadata.Distribution | str, str | None]]:
-    """Every installed distribution, in the order ``importlib.metadata`` finds them, with the
-    text of its ``entry_points.txt`` when already read (``None``: read it from the dist).
-    A distribution whose entry points do not name ``group`` may come as its normalised
-    name alone (as :func:`name_from_folder` reads it).
-
-    The common case reads each metadata folder's ``entry_points.txt`` with one ``open`` and
-    builds a ``Distribution`` only for the few that need one (those whose entry points name
-    ``group``, the kernel's own, and the ones whose folder name says nothing);
-    ``importlib.metadata`` builds one per distribution. Anything unusual takes
-    ``importlib.metadata``'s own path.
-    """
-    import importlib.metadata
-
-    if not _plain_path_search():
-        for dist in importlib.metadata.distributions():
-            yield dist, None
-        return
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as found:
-                names = [item.name for item in found]
-        except OSError:
-            continue
-        for name in names:
-            stem, dot, suffix = name.rpartition(".")
-            if not dot or suffix.lower() not in ("dist-info", "egg-info"):
-                continue
-            project = stem.partition("-")[0]
-            key = normalize_name(project) if project else None
-            if key is None or key == KERNEL_DISTRIBUTION:
-                yield importlib.metadata.PathDistribution(Path(entry, name)), None
-                continue
-            folder = os.path.join(entry, name) if entry else name
-            try:
-                with open(os.path.join(folder, "entry_points.txt"), encoding="utf-8") as file:
-                    text = file.read()
-            except (OSError, UnicodeDecodeError):
-                text = ""
-            if group in text:
-                yield importlib.metadata.PathDistribution(Path(entry, name)), text
-            else:
-                yield key, ""
 
 
 def _encode_scan(result: ScanResult) -> dict[str, Any]:
@@ -323,10 +275,8 @@ def find_duplicates(sources: Iterable[PluginSource]) -> dict[str, list[PluginSou
 
 def duplicate_message(plugin_id: str, claims: Sequence[PluginSource]) -> str:
     """One line saying that ``plugin_id`` is claimed several times and loaded from none."""
-    listed = ", ".join(source.describe() for source in claims)
-    return (
-        f"plugin id {plugin_id!r} is claimed by {len(claims)} entry points: {listed}; "
-        f"none is loaded"
+    return duplicate_line(
+        plugin_id, [(s.distribution, s.distribution_version, s.entry_point) for s in claims]
     )
 
 

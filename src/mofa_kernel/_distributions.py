@@ -10,11 +10,16 @@ lock (:mod:`mofa_kernel._trust`) uses the last too.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-from ._source import PluginSource, normalize_name
+from ._scanner import (
+    KERNEL_DISTRIBUTION,
+    folder_key,
+    kernel_refusal,
+    requirement_specifier,
+)
+from ._source import PluginSource
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -31,10 +36,6 @@ __all__ = [
     "plugin_path",
 ]
 
-#: The name of the kernel's own distribution.
-KERNEL_DISTRIBUTION: Final = "mofa-kernel"
-_REQUIREMENT_NAME: Final = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
 
 def metadata_folder(dist: importlib.metadata.Distribution) -> str | None:
     """The metadata folder of a distribution found on disk (``None`` inside a zip file)."""
@@ -47,13 +48,7 @@ def metadata_folder(dist: importlib.metadata.Distribution) -> str | None:
 def name_from_folder(folder: str | None) -> str | None:
     """The normalised name in a ``name-version.dist-info`` (or ``.egg-info``) folder's name,
     as ``importlib.metadata`` reads it to tell distributions apart."""
-    if folder is None:
-        return None
-    stem, dot, suffix = os.path.basename(folder).rpartition(".")
-    if not dot or suffix.lower() not in ("dist-info", "egg-info"):
-        return None
-    name = stem.partition("-")[0]
-    return normalize_name(name) if name else None
+    return None if folder is None else folder_key(os.path.basename(folder))
 
 
 def metadata_field(dist: importlib.metadata.Distribution, field: str) -> str | None:
@@ -76,49 +71,10 @@ def _parsed_metadata(dist: importlib.metadata.Distribution) -> Any:
     return found[1]
 
 
-def _plain_specifier(rest: str) -> str | None:
-    """The specifier of a requirement without extras, URL or marker (``">=0.1"`` after the
-    name), as ``packaging`` would spell it; ``None`` for anything else. Spares importing
-    ``packaging.requirements`` and its marker machinery for the usual case."""
-    text = rest.strip()
-    if text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    if any(mark in text for mark in ";[@("):
-        return None
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    try:
-        return str(SpecifierSet(text))
-    except InvalidSpecifier:
-        return None
-
-
 def kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
     """``dist``'s version specifier on mofa-kernel (see ``PluginSource.requires_kernel``)."""
-    for line in _parsed_metadata(dist).get_all("Requires-Dist") or dist.requires or ():
-        match = _REQUIREMENT_NAME.match(line)
-        if match is None or normalize_name(match.group(1)) != KERNEL_DISTRIBUTION:
-            continue
-        plain = _plain_specifier(line[match.end() :])
-        if plain is not None:
-            return plain
-        from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-        from packaging.requirements import InvalidRequirement, Requirement
-
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            # Kept as written, so that kernel_requirement_error reports it.
-            return line[match.end() :].strip()
-        if requirement.marker is not None:
-            try:
-                applies = requirement.marker.evaluate({"extra": ""})
-            except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-                applies = True
-            if not applies:
-                continue
-        return str(requirement.specifier)
-    return None
+    lines = _parsed_metadata(dist).get_all("Requires-Dist") or dist.requires or ()
+    return requirement_specifier(lines)
 
 
 def plugin_path(dist: importlib.metadata.Distribution, module: str) -> Path | None:
@@ -176,27 +132,7 @@ def kernel_requirement_error(source: PluginSource, kernel_version: str | None = 
     """
     if source.requires_kernel is None:
         return None
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.version import InvalidVersion, Version
-
     version = kernel_version if kernel_version is not None else installed_kernel_version()
     if version is None:
         return None
-    who = f"plugin {source.plugin_id!r} from {source.distribution or 'an unnamed distribution'}"
-    try:
-        specifier = SpecifierSet(source.requires_kernel)
-    except InvalidSpecifier:
-        return (
-            f"{who} declares an unreadable requirement on mofa-kernel "
-            f"({source.requires_kernel!r}); refused"
-        )
-    try:
-        satisfied = specifier.contains(Version(version), prereleases=True)
-    except InvalidVersion:
-        return None
-    if satisfied:
-        return None
-    return (
-        f"{who} requires mofa-kernel{source.requires_kernel}, "
-        f"but mofa-kernel {version} is installed; refused"
-    )
+    return kernel_refusal(source.plugin_id, source.distribution, source.requires_kernel, version)

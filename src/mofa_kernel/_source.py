@@ -9,13 +9,12 @@ module that needs the module or attribute an entry point names asks
 imported: autoload off, ``MOFA_PLUGINS``, ``kernel.allow``/``kernel.deny``,
 ``[plugins.ID] enabled = false``.
 
-Nothing here imports plugin code, and ``importlib.metadata`` is imported only
-when an entry point's value is first read.
+Nothing here imports plugin code or ``importlib.metadata``; entry points are
+read by :mod:`mofa_kernel._scanner`.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from typing import Final, Protocol
 import attrs
 
 from ._errors import quoted
+from ._scanner import describe, entry_point_target, normalize_name
 
 __all__ = [
     "ENV_DISABLE_AUTOLOAD",
@@ -50,31 +50,6 @@ _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 #: Tells why a plugin is excluded from loading, or ``None`` when it may load.
 ExclusionRule = Callable[["PluginSource"], "str | None"]
-
-
-_SEPARATORS: Final = re.compile(r"[-_.]+")
-
-
-def normalize_name(name: str) -> str:
-    """A distribution name in its PEP 503 normal form (``Foo_Bar.baz`` -> ``foo-bar-baz``)."""
-    return _SEPARATORS.sub("-", name).lower()
-
-
-@functools.lru_cache(maxsize=1024)
-def entry_point_target(value: str) -> tuple[str, str | None]:
-    """The module and the dotted attribute (``None`` for a whole module) an entry point names.
-
-    Read by ``importlib.metadata.EntryPoint``, as the import will be: spaces
-    and extras (``pkg.mod:obj [extra]``) are dropped. A value that is no entry
-    point at all comes back whole as the module, so that looking it up finds
-    nothing rather than something else.
-    """
-    import importlib.metadata
-
-    entry_point = importlib.metadata.EntryPoint(name="", value=value, group="")
-    if entry_point.pattern.match(value) is None:
-        return value, None  # .module would fail (an assertion from Python 3.13 on)
-    return entry_point.module, entry_point.attr or None
 
 
 @attrs.frozen
@@ -112,10 +87,7 @@ class PluginSource:
 
     def describe(self) -> str:
         """``"alpha-dist 1.0 (alpha:Plugin)"``: which distribution and entry point, for messages."""
-        dist = self.distribution or "an unnamed distribution"
-        if self.distribution_version:
-            dist = f"{dist} {self.distribution_version}"
-        return f"{dist} ({self.entry_point})"
+        return describe(self.distribution, self.distribution_version, self.entry_point)
 
 
 def toml_key(path: str, key: object) -> str:

@@ -128,12 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ``plugins list`` first tries :func:`._listing.replay`: the same listing,
     stored by an earlier run for the same installation and inputs, printed
-    without parsing the command line through argparse or importing the library.
+    without parsing the command line through argparse or importing the library; else,
+    with no configuration file, :func:`._listing.cold_listing` lists from a fresh scan
+    just as lightly.
     """
-    from ._listing import replay
+    from ._listing import cold_listing, replay
 
     words = list(sys.argv[1:] if argv is None else argv)
     replayed = replay(words, Output())
+    if replayed is None:
+        replayed = cold_listing(words, Output())
     if replayed is not None:
         return replayed
     import logging

@@ -19,10 +19,11 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the f
 if TYPE_CHECKING:
     from typing import Any, Final
 
-    from mofa_kernel._discovery import Survey, SurveyEntry
+    from mofa_kernel._discovery import SurveyEntry
 
 __all__ = [
     "ROW_KEYS",
+    "cold_listing",
     "entry_row",
     "fit_table",
     "listing_words",
@@ -174,7 +175,7 @@ def fit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int)
 def remember(
     config: str | None,
     inputs: str | None,
-    survey: Survey,
+    fingerprint: str | None,
     rows: Iterable[Mapping[str, Any]],
     warnings: Sequence[str],
 ) -> None:
@@ -189,7 +190,7 @@ def remember(
     if inputs is None or _cache.listing_inputs(config) != inputs:
         return
     listing = {"rows": [dict(row) for row in rows], "problems": list(warnings)}
-    _cache.store_listing(GROUP, survey.fingerprint, inputs, listing)
+    _cache.store_listing(GROUP, fingerprint, inputs, listing)
 
 
 def listing_words(argv: Sequence[str]) -> tuple[str | None, bool, bool] | None:
@@ -239,4 +240,104 @@ def replay(argv: Sequence[str], out: Output) -> int | None:
     for problem in listing["problems"]:
         out.error(f"warning: {problem}")
     print_rows(listing["rows"], as_json=as_json, out=out, wide=wide)
+    return EXIT_OK
+
+
+def _plain_inputs(config: str | None) -> bool:
+    """Whether the listing's only inputs are the installed distributions: no configuration
+    file and no ``MOFA_*`` variable that excludes plugins (``MOFA_NO_CACHE`` and
+    ``MOFA_CACHE_DIR`` are fine)."""
+    import os
+
+    if config is not None or os.environ.get("MOFA_CONFIG") or os.path.isfile("mofa.toml"):
+        return False
+    return not any(name in os.environ for name in ("MOFA_PLUGINS", "MOFA_DISABLE_PLUGIN_AUTOLOAD"))
+
+
+def _scanned_rows(data: Any) -> tuple[list[list[Any]], list[str], list[Any]]:
+    """The rows, problems and refusals of a stored scan; ``TypeError`` or ``ValueError``
+    for damaged data (see ``_discovery._decode_scan``, which checks the same)."""
+    rows, problems, refusals = data["sources"], data["problems"], data["refusals"]
+    if not (isinstance(rows, list) and isinstance(problems, list) and isinstance(refusals, list)):
+        raise TypeError("lists expected")
+    if len(refusals) != len(rows):
+        raise ValueError("one refusal per source expected")
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 7):
+            raise ValueError("seven fields per source expected")
+        if not all(isinstance(v, str) for v in row[:2]) or not all(
+            v is None or isinstance(v, str) for v in row[2:]
+        ):
+            raise TypeError("strings expected")
+    if not all(isinstance(p, str) for p in problems) or not all(
+        r is None or isinstance(r, str) for r in refusals
+    ):
+        raise TypeError("strings expected")
+    return rows, problems, refusals
+
+
+def cold_listing(argv: Sequence[str], out: Output) -> int | None:
+    """Print ``plugins list`` for ``argv`` from a scan by :mod:`mofa_kernel._scanner` (or the
+    cached scan), without argparse, attrs, packaging or ``importlib.metadata``; store the
+    scan and the listing as the full command does. ``None`` when ``argv`` is not a plain
+    ``plugins list`` or the listing has other inputs (a configuration file, ``MOFA_PLUGINS``,
+    ``MOFA_DISABLE_PLUGIN_AUTOLOAD``): the full command handles those.
+
+    The verdicts are those of ``_discovery.survey`` with no exclusion rule: every claimant
+    of a duplicate id fails, then a plugin the installed mofa-kernel refuses.
+    """
+    words = listing_words(argv)
+    if words is None or not _plain_inputs(words[0]):
+        return None
+    from mofa_kernel import _cache
+    from mofa_kernel._scanner import duplicate_line, scan_folders
+
+    config, as_json, wide = words
+    inputs = _cache.listing_inputs(config) if _cache.enabled() else None
+    probe = _cache.probe(GROUP)
+    hit = probe.load(_scanned_rows) if probe is not None else None
+    fingerprint: str | None = None
+    scanned: list[list[Any]]
+    if hit is not None:
+        (scanned, problems, refusals), fingerprint = hit  # type: ignore[misc]
+    else:
+        scan = scan_folders(GROUP)
+        if scan is None:
+            return None
+        scanned, problems, refusals = scan.rows, scan.problems, scan.refusals()
+        if probe is not None:
+            stored = {"sources": scanned, "problems": problems, "refusals": refusals}
+            fingerprint = probe.store(stored, scan.watch)
+    claims: dict[str, list[tuple[str | None, str | None, str]]] = {}
+    for row in scanned:
+        claims.setdefault(row[0], []).append((row[2], row[3], row[1]))
+    rows = []
+    for row, refusal in zip(scanned, refusals, strict=True):
+        pid = row[0]
+        if len(claims[pid]) > 1:
+            status, reason = "failed", duplicate_line(pid, claims[pid])
+        elif refusal is not None:
+            status, reason = "failed", refusal
+        else:
+            status, reason = "discovered", None
+        rows.append(
+            {
+                "id": pid,
+                "distribution": row[2],
+                "distribution_version": row[3],
+                "entry_point": row[1],
+                "enabled": True,
+                "status": status,
+                "reason": reason,
+                "path": row[4],
+                "requires_kernel": row[5],
+                "metadata": None,
+                "metadata_dir": row[6],
+            }
+        )
+    rows.sort(key=lambda r: (r["id"], r["distribution"] or ""))
+    for problem in problems:
+        out.error(f"warning: {problem}")
+    remember(config, inputs, fingerprint, rows, list(problems))
+    print_rows(rows, as_json=as_json, out=out, wide=wide)
     return EXIT_OK

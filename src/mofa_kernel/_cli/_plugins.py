@@ -136,7 +136,7 @@ def list_plugins(args: argparse.Namespace, out: Output) -> int:
     rows = [entry_row(entry) for entry in entries]
     if settings.kernel.trust == "off":
         # With the trust lock on, every listing checks the files again: never replayed.
-        remember(args.config, inputs, surveyed, rows, warnings)
+        remember(args.config, inputs, surveyed.fingerprint, rows, warnings)
     print_rows(rows, as_json=args.json, out=out, wide=args.wide)
     return EXIT_OK
 
