@@ -9,7 +9,6 @@ unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ from ._store import (
     SCHEMA,
     SETTLE_NS,
     SUFFIX,
+    blake2b,
     cache_dir,
     digest_of,
     enabled,
@@ -99,7 +99,7 @@ def plugin_token(
     if module_file is None:
         return None
     module_file = os.path.abspath(module_file)
-    h = hashlib.blake2b(digest_size=20)
+    h = blake2b(digest_size=20)
     contents = [(name, os.path.join(metadata_dir, name)) for name in _TOKEN_FILES]
     for label, file in [*contents, (module_file, module_file)]:
         content = read_bytes(file)

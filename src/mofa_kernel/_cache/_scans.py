@@ -8,7 +8,6 @@ scan it was made from, keyed by :func:`listing_inputs`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from ._store import (
     SETTLE_NS,
     SUFFIX,
     Stat,
+    blake2b,
     cache_dir,
     cache_files,
     digest_of,
@@ -252,7 +252,7 @@ def listing_inputs(config: str | None) -> str:
 
 def _file_digest(path: str) -> str | None:
     content = read_bytes(path)
-    return None if content is None else hashlib.blake2b(content, digest_size=16).hexdigest()
+    return None if content is None else blake2b(content, digest_size=16).hexdigest()
 
 
 def store_listing(group: str, digest: str | None, inputs: str, listing: dict[str, Any]) -> bool:

@@ -8,12 +8,16 @@ whole new one; :func:`read_json` ignores any other. Imports nothing heavy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 import time
 from collections.abc import Mapping
+
+try:  # hashlib's blake2b, without hashlib loading OpenSSL (a first listing is timed)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import blake2b
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the fast path
 if TYPE_CHECKING:
@@ -26,6 +30,7 @@ __all__ = [
     "SETTLE_NS",
     "SUFFIX",
     "Stat",
+    "blake2b",
     "cache_dir",
     "cache_files",
     "digest_of",
@@ -84,7 +89,7 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> str:
 
 def digest_of(*parts: str) -> str:
     """A short hash of ``parts``, for file names and fingerprints."""
-    h = hashlib.blake2b(digest_size=12)
+    h = blake2b(digest_size=12)
     for part in parts:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
