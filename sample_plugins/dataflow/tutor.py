@@ -30,7 +30,9 @@ class Tutor:
         """Send ``text`` on ``output``; return (ok, reply) once the reply with our id is back."""
         self.sent += 1
         request_id = f"r{self.sent}"
-        self.node.send_output(output, pa.array([text], type=pa.string()), {"request_id": request_id})
+        self.node.send_output(
+            output, pa.array([text], type=pa.string()), {"request_id": request_id}
+        )
         while True:
             event: dict[str, Any] | None = self.node.next()
             if event is None or event["type"] == "STOP":

@@ -37,11 +37,9 @@ _logger = logging.getLogger("mofa_kernel.dora")
 class Node(Protocol):
     """What the serve loop needs of a node: ``dora.Node`` and ``dora.testing.MockNode`` fit."""
 
-    def next(self, timeout: float | None = None) -> dict[str, Any] | None: ...
+    def next(self) -> dict[str, Any] | None: ...
 
-    def send_output(
-        self, output_id: str, data: Any, metadata: dict[str, Any] | None = None
-    ) -> None: ...
+    def send_output(self, output_id: str, data: Any, metadata: dict[str, Any]) -> None: ...
 
 
 @attrs.frozen

@@ -52,7 +52,7 @@ def decode(value: Any, format: Format) -> Incoming:
     """Read an input's Arrow array as ``format`` says."""
     incoming = Incoming()
     kind = value.type
-    if kind == _STRING or kind == _LARGE_STRING:
+    if kind in (_STRING, _LARGE_STRING):
         if len(value) != 1 or value.null_count:
             incoming.problem = (
                 f"expected a one-element string array, got {len(value)} elements"
