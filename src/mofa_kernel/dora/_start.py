@@ -64,7 +64,7 @@ async def start_plugins(manager: PluginManager, plugin_ids: Iterable[str]) -> li
     for pid in order:
         state = manager.state(pid)
         if state.is_error:
-            raise PluginLoadError(f"{pid}: {state.message}", plugin_id=pid)
+            raise PluginLoadError(state.message or "failed", plugin_id=pid)
         if state == PluginState.UNLOADED:
             await manager.load(pid)
             state = manager.state(pid)
