@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
@@ -32,6 +33,10 @@ OUT_OUTPUT: Final = "out"
 ERROR_OUTPUT: Final = "error"
 
 _logger = logging.getLogger("mofa_kernel.dora")
+
+#: From Python 3.12 a task can run its first step at once, in the callback that
+#: made it, instead of one turn of the event loop later: a round trip is shorter.
+_EAGER: Final = sys.version_info >= (3, 12)
 
 
 class Node(Protocol):
@@ -195,7 +200,13 @@ class NodeServer:
     def _launch(self, event: dict[str, Any]) -> None:
         self._running += 1
         assert self._loop is not None
-        task = self._loop.create_task(self._answer(event))
+        if _EAGER:
+            task = asyncio.Task(self._answer(event), loop=self._loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        else:
+            task = self._loop.create_task(self._answer(event))
+        if task.done():
+            self._finished(task)
+            return
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 

