@@ -131,6 +131,18 @@ def test_a_mofa_agent_and_a_rust_peer_are_answered_in_their_own_shapes(
     same_as(sample / "agent-transcript.txt", DATAFLOW / "agent.out")
 
 
+def test_a_host_program_serves_through_the_library_as_the_command_does(
+    site: Path, sample: Path
+) -> None:
+    yaml = (sample / "agent.yml").read_text(encoding="utf-8")
+    command = "    path: mofa-kernel\n    args: dora-node --plugin calculator\n"
+    assert command in yaml
+    (sample / "host.yml").write_text(yaml.replace(command, "    path: host.py\n"), "utf-8")
+    run = dora_run(sample, "host.yml", environment(site))
+    same_as(sample / "agent-transcript.txt", DATAFLOW / "agent.out")
+    assert "answered 2, failed 1, ignored 1" in run.stdout + run.stderr
+
+
 # -- load: nothing lost, nothing twice ---------------------------------------------------------
 
 LOAD = """\

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
@@ -34,9 +33,14 @@ ERROR_OUTPUT: Final = "error"
 
 _logger = logging.getLogger("mofa_kernel.dora")
 
-#: From Python 3.12 a task can run its first step at once, in the callback that
-#: made it, instead of one turn of the event loop later: a round trip is shorter.
-_EAGER: Final = sys.version_info >= (3, 12)
+#: How many inputs the reader takes ahead of those answered, at least (twice the
+#: concurrency when that is more): enough to batch under load, few enough that a busy
+#: node holds its senders back through dora's backpressure.
+READ_AHEAD: Final = 16
+
+
+def _is_last(event: dict[str, Any] | None) -> bool:
+    return event is None or event.get("type") == "STOP"
 
 
 class Node(Protocol):
@@ -93,14 +97,15 @@ class NodeServer:
         self._only = self._plugins[0] if len(self._plugins) == 1 else None
         self._format: Format = format
         self._concurrency = concurrency
-        # Events taken from the node and not yet answered; the reader waits for room.
-        self._room = threading.Semaphore(2 * concurrency)
+        # Events taken from the node and not yet answered: the reader waits for room.
+        self._room = threading.Semaphore(max(READ_AHEAD, 2 * concurrency))
         self._closing = False
+        # Inputs taken and not yet started, and the workers waiting for one.
         self._waiting: collections.deque[dict[str, Any]] = collections.deque()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         self._running = 0
         self._reason: Literal["stop", "closed", "stopped"] | None = None
-        self._reader_error: BaseException | None = None
+        self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Future[None] | None = None
         self._received = self._answered = self._failed = self._ignored = 0
@@ -116,6 +121,7 @@ class NodeServer:
             raise RuntimeError("a NodeServer runs once")
         self._loop = loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        workers = [loop.create_task(self._work()) for _ in range(self._concurrency)]
         reader = threading.Thread(target=self._read, name="mofa-kernel-dora-reader", daemon=True)
         reader.start()
         try:
@@ -123,13 +129,16 @@ class NodeServer:
         finally:
             self._closing = True
             self._room.release()  # a reader waiting for room sees that it is closing
+            for worker in workers:  # idle by now, or the caller cancelled run()
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
         if self._reason != "stopped":
             # After STOP or the end of the stream the reader has returned already.
             reader.join()
         # Stopped from outside, the reader may be blocked in node.next(): it is a daemon
         # thread and whatever it receives from now on is left in the node's queue.
-        if self._reader_error is not None:
-            raise self._reader_error
+        if self._error is not None:
+            raise self._error
         assert self._reason is not None
         return ServeReport(
             self._received, self._answered, self._failed, self._ignored, self._reason
@@ -151,74 +160,94 @@ class NodeServer:
     def _read(self) -> None:
         loop = self._loop
         assert loop is not None
+        room = self._room
+        # Under load, what is already queued is taken in the same turn, without blocking:
+        # one hand-over to the event loop for a batch instead of one per event.
+        try_recv = getattr(self._node, "try_recv", None)
         try:
             while True:
-                self._room.acquire()
+                room.acquire()
                 if self._closing:
                     return
                 event = self._node.next()
+                batch = [event]
+                last = _is_last(event)
+                while try_recv is not None and not last and room.acquire(blocking=False):
+                    event = try_recv()
+                    if event is None:
+                        room.release()
+                        break
+                    batch.append(event)
+                    last = _is_last(event)
                 try:
-                    loop.call_soon_threadsafe(self._on_event, event)
+                    loop.call_soon_threadsafe(self._on_events, batch)
                 except RuntimeError:
-                    # The loop is closed: run() has returned after stop(). The event stays
-                    # unanswered; its sender sees the node leave the dataflow.
-                    _logger.warning("an event arrived after the node stopped serving")
+                    # The loop is closed: run() has returned after stop(). The events stay
+                    # unanswered; their senders see the node leave the dataflow.
+                    _logger.warning("%d event(s) arrived after the node stopped", len(batch))
                     return
-                if event is None or event.get("type") == "STOP":
+                if last:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it
-            loop.call_soon_threadsafe(self._reader_failed, exc)
+            loop.call_soon_threadsafe(self._failed_with, exc)
 
     # -- the event loop's side -----------------------------------------------------------------
 
-    def _reader_failed(self, exc: BaseException) -> None:
-        self._reader_error = exc
+    def _failed_with(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
         if self._reason is None:
             self._reason = "closed"
         self._check_done()
 
-    def _on_event(self, event: dict[str, Any] | None) -> None:
-        if event is None:
-            self._reason = self._reason or "closed"
-            self._check_done()
-            return
-        kind = event.get("type")
-        if kind == "INPUT":
-            self._received += 1
-            if self._running < self._concurrency:
-                self._launch(event)
-            else:
+    def _on_events(self, batch: list[dict[str, Any] | None]) -> None:
+        for event in batch:
+            if event is None:
+                self._reason = self._reason or "closed"
+                continue
+            kind = event.get("type")
+            if kind == "INPUT":
+                self._received += 1
                 self._waiting.append(event)
-            return
-        self._room.release()
-        if kind == "STOP":
-            self._reason = self._reason or "stop"
-            self._check_done()
-        elif kind == "ERROR":
-            _logger.warning("dora reported an error: %s", str(event.get("error")).split("\n")[0])
-
-    def _launch(self, event: dict[str, Any]) -> None:
-        self._running += 1
-        assert self._loop is not None
-        if _EAGER:
-            task = asyncio.Task(self._answer(event), loop=self._loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-        else:
-            task = self._loop.create_task(self._answer(event))
-        if task.done():
-            self._finished(task)
-            return
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._running -= 1
-        self._room.release()
-        if not task.cancelled() and task.exception() is not None:
-            self._reader_failed(task.exception())  # type: ignore[arg-type]
-        if self._waiting:
-            self._launch(self._waiting.popleft())
+                if self._idle:
+                    wake = self._idle.popleft()
+                    if not wake.done():
+                        wake.set_result(None)
+                continue
+            self._room.release()
+            if kind == "STOP":
+                self._reason = self._reason or "stop"
+            elif kind == "ERROR":
+                problem = str(event.get("error")).split("\n")[0]
+                _logger.warning("dora reported an error: %s", problem)
         self._check_done()
+
+    async def _work(self) -> None:
+        """One of ``concurrency`` workers: answers waiting inputs, one at a time, until cancelled.
+
+        With inputs waiting it goes on to the next without a turn of the event
+        loop; only an idle worker waits to be woken.
+        """
+        assert self._loop is not None
+        waiting = self._waiting
+        while True:
+            if not waiting:
+                wake = self._loop.create_future()
+                self._idle.append(wake)
+                await wake
+                continue
+            event = waiting.popleft()
+            self._running += 1
+            try:
+                await self._answer(event)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it
+                self._failed_with(exc)
+            finally:
+                self._running -= 1
+                self._room.release()
+                self._check_done()
 
     def _check_done(self) -> None:
         if self._reason is None or self._running or self._waiting:
