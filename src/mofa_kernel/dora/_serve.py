@@ -34,8 +34,9 @@ ERROR_OUTPUT: Final = "error"
 _logger = logging.getLogger("mofa_kernel.dora")
 
 #: How many inputs the reader takes ahead of those answered, at least (twice the
-#: concurrency when that is more): enough to batch under load, few enough that a busy
-#: node holds its senders back through dora's backpressure.
+#: concurrency when that is more): enough that the workers always find the next one
+#: waiting under load, few enough that a busy node holds its senders back through
+#: dora's backpressure.
 READ_AHEAD: Final = 16
 
 
@@ -161,32 +162,22 @@ class NodeServer:
         loop = self._loop
         assert loop is not None
         room = self._room
-        # Under load, what is already queued is taken in the same turn, without blocking:
-        # one hand-over to the event loop for a batch instead of one per event.
-        try_recv = getattr(self._node, "try_recv", None)
+        # Only next() here: the node's other receiving calls (try_recv, drain) borrow it
+        # exclusively and fail while the event loop's thread is sending.
         try:
             while True:
                 room.acquire()
                 if self._closing:
                     return
                 event = self._node.next()
-                batch = [event]
-                last = _is_last(event)
-                while try_recv is not None and not last and room.acquire(blocking=False):
-                    event = try_recv()
-                    if event is None:
-                        room.release()
-                        break
-                    batch.append(event)
-                    last = _is_last(event)
                 try:
-                    loop.call_soon_threadsafe(self._on_events, batch)
+                    loop.call_soon_threadsafe(self._on_event, event)
                 except RuntimeError:
-                    # The loop is closed: run() has returned after stop(). The events stay
-                    # unanswered; their senders see the node leave the dataflow.
-                    _logger.warning("%d event(s) arrived after the node stopped", len(batch))
+                    # The loop is closed: run() has returned after stop(). The event stays
+                    # unanswered; its sender sees the node leave the dataflow.
+                    _logger.warning("an event arrived after the node stopped serving")
                     return
-                if last:
+                if _is_last(event):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it
             loop.call_soon_threadsafe(self._failed_with, exc)
@@ -200,26 +191,26 @@ class NodeServer:
             self._reason = "closed"
         self._check_done()
 
-    def _on_events(self, batch: list[dict[str, Any] | None]) -> None:
-        for event in batch:
-            if event is None:
-                self._reason = self._reason or "closed"
-                continue
-            kind = event.get("type")
-            if kind == "INPUT":
-                self._received += 1
-                self._waiting.append(event)
-                if self._idle:
-                    wake = self._idle.popleft()
-                    if not wake.done():
-                        wake.set_result(None)
-                continue
+    def _on_event(self, event: dict[str, Any] | None) -> None:
+        kind = None if event is None else event.get("type")
+        if kind == "INPUT":
+            assert event is not None
+            self._received += 1
+            self._waiting.append(event)
+            if self._idle:
+                wake = self._idle.popleft()
+                if not wake.done():
+                    wake.set_result(None)
+            return
+        if event is not None:
             self._room.release()
-            if kind == "STOP":
-                self._reason = self._reason or "stop"
-            elif kind == "ERROR":
-                problem = str(event.get("error")).split("\n")[0]
-                _logger.warning("dora reported an error: %s", problem)
+        if kind is None:
+            self._reason = self._reason or "closed"
+        elif kind == "STOP":
+            self._reason = self._reason or "stop"
+        elif kind == "ERROR":
+            problem = str(event.get("error")).split("\n")[0]  # type: ignore[union-attr]
+            _logger.warning("dora reported an error: %s", problem)
         self._check_done()
 
     async def _work(self) -> None:
