@@ -101,6 +101,9 @@ class NodeServer:
         # Events taken from the node and not yet answered: the reader waits for room.
         self._room = threading.Semaphore(max(READ_AHEAD, 2 * concurrency))
         self._closing = False
+        # Events from the reader thread, and whether the loop has been asked to take them.
+        self._inbox: collections.deque[dict[str, Any] | None] = collections.deque()
+        self._woken = False
         # Inputs taken and not yet started, and the workers waiting for one.
         self._waiting: collections.deque[dict[str, Any]] = collections.deque()
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -170,13 +173,18 @@ class NodeServer:
                 if self._closing:
                     return
                 event = self._node.next()
-                try:
-                    loop.call_soon_threadsafe(self._on_event, event)
-                except RuntimeError:
-                    # The loop is closed: run() has returned after stop(). The event stays
-                    # unanswered; its sender sees the node leave the dataflow.
-                    _logger.warning("an event arrived after the node stopped serving")
-                    return
+                # Handed over through a deque; the loop is woken only when it is not
+                # already due to look: under load, one wake-up takes several events.
+                self._inbox.append(event)
+                if not self._woken:
+                    self._woken = True
+                    try:
+                        loop.call_soon_threadsafe(self._take_inbox)
+                    except RuntimeError:
+                        # The loop is closed: run() has returned after stop(). The event
+                        # stays unanswered; its sender sees the node leave the dataflow.
+                        _logger.warning("an event arrived after the node stopped serving")
+                        return
                 if _is_last(event):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which raises it
@@ -190,6 +198,14 @@ class NodeServer:
         if self._reason is None:
             self._reason = "closed"
         self._check_done()
+
+    def _take_inbox(self) -> None:
+        # Cleared before taking: an event the reader adds from now on either is taken
+        # below or finds the flag down and wakes the loop again.
+        self._woken = False
+        inbox = self._inbox
+        while inbox:
+            self._on_event(inbox.popleft())
 
     def _on_event(self, event: dict[str, Any] | None) -> None:
         kind = None if event is None else event.get("type")
