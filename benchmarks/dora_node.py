@@ -5,7 +5,7 @@ Both answer the same load generator (tests/integration/dora/loadgen.py) through
 node is ``mofa-kernel dora-node --plugin echo`` with a plugin that returns
 its input. Runs alternate between the two so that a busy moment hits both.
 
-    python benchmarks/dora_node.py            # 2,000 round trips, 10,000 requests, 3 rounds
+    python benchmarks/dora_node.py            # 2,000 round trips, 10,000 requests, 5 rounds
     python benchmarks/dora_node.py --quick    # tiny sizes, to prove it runs
     python benchmarks/dora_node.py --output /tmp/benchmarks.md --no-write
 
@@ -89,7 +89,7 @@ class Sizes:
     rounds: int
 
 
-FULL = Sizes(2000, 10_000, 3)
+FULL = Sizes(2000, 10_000, 5)
 QUICK = Sizes(200, 500, 1)
 
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
 
 import attrs
 
+from mofa_kernel import PluginError
+
 from ._wire import FORMATS, Format, decode, encode, error_text, wrap
 
 if TYPE_CHECKING:
@@ -268,8 +270,6 @@ class NodeServer:
         return input_id if input_id in self._plugins else None
 
     async def _answer(self, event: dict[str, Any]) -> None:
-        from mofa_kernel import PluginError
-
         input_id = str(event.get("id"))
         metadata = dict(event.get("metadata") or {})
         incoming = decode(event["value"], self._format)
