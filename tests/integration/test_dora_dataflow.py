@@ -27,11 +27,12 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_plugins"
-DATAFLOW = SAMPLES / "dataflow"
+#: The sample dataflows the docs show (docs/dora.md).
+DATAFLOW = ROOT / "docs" / "dataflow"
 LOADGEN = Path(__file__).resolve().parent / "dora" / "loadgen.py"
 BIN = Path(sys.executable).parent
 QUICK = os.environ.get("MOFA_TEST_QUICK") == "1"
-#: The sample plugins these dataflows use: distribution, version, package, entry points.
+#: The sample plugins these dataflows use: plugin id -> (distribution, entry point).
 INSTALLED = {
     "calculator": ("mofa-sample-calculator", "mofa_sample_calculator:CalculatorPlugin"),
     "memory": ("mofa-sample-memory", "mofa_sample_memory:MemoryPlugin"),
