@@ -2,10 +2,12 @@
 
 A reader thread makes the blocking ``node.next()`` calls and hands each event
 to the running event loop (``recv_async`` crashed on exit in dora 1.1, a
-blocking ``next`` in a thread did not). The thread takes at most twice the
-concurrency of events that are not answered yet, so that a full node stops
-reading and dora's ``queue_policy: backpressure`` holds the senders back
-instead of the node buffering without bound.
+blocking ``next`` in a thread did not). The thread takes at most
+:data:`READ_AHEAD` events (or twice the concurrency) that are not answered
+yet, so that a full node stops reading and dora's ``queue_policy:
+backpressure`` holds the senders back instead of the node buffering without
+bound. ``concurrency`` worker coroutines answer the inputs; a worker that
+finds the next input waiting goes on without a turn of the event loop.
 """
 
 from __future__ import annotations
