@@ -6,7 +6,7 @@ blocking ``next`` in a thread did not). The thread takes at most
 :data:`READ_AHEAD` events (or twice the concurrency) that are not answered
 yet, so that a full node stops reading and dora's ``queue_policy:
 backpressure`` holds the senders back instead of the node buffering without
-bound. ``concurrency`` worker coroutines answer the inputs; a worker that
+bound. Up to ``concurrency`` worker tasks answer the inputs; a worker that
 finds the next input waiting goes on without a turn of the event loop.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
@@ -42,6 +43,11 @@ _logger = logging.getLogger("mofa_kernel.dora")
 #: waiting under load, few enough that a busy node holds its senders back through
 #: dora's backpressure.
 READ_AHEAD: Final = 16
+
+
+#: From Python 3.12 a task can run its first step at once, in the callback that
+#: starts it: a round trip is one turn of the event loop shorter.
+_EAGER: Final = sys.version_info >= (3, 12)
 
 
 def _is_last(event: dict[str, Any] | None) -> bool:
@@ -110,7 +116,8 @@ class NodeServer:
         self._woken = False
         # Inputs taken and not yet started, and the workers waiting for one.
         self._waiting: collections.deque[dict[str, Any]] = collections.deque()
-        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._working = 0
         self._running = 0
         self._reason: Literal["stop", "closed", "stopped"] | None = None
         self._error: BaseException | None = None
@@ -129,7 +136,6 @@ class NodeServer:
             raise RuntimeError("a NodeServer runs once")
         self._loop = loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        workers = [loop.create_task(self._work()) for _ in range(self._concurrency)]
         reader = threading.Thread(target=self._read, name="mofa-kernel-dora-reader", daemon=True)
         reader.start()
         try:
@@ -137,9 +143,9 @@ class NodeServer:
         finally:
             self._closing = True
             self._room.release()  # a reader waiting for room sees that it is closing
-            for worker in workers:  # idle by now, or the caller cancelled run()
+            for worker in self._workers:  # finished by now, unless run() was cancelled
                 worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*self._workers, return_exceptions=True)
         if self._reason != "stopped":
             # After STOP or the end of the stream the reader has returned already.
             reader.join()
@@ -217,10 +223,8 @@ class NodeServer:
             assert event is not None
             self._received += 1
             self._waiting.append(event)
-            if self._idle:
-                wake = self._idle.popleft()
-                if not wake.done():
-                    wake.set_result(None)
+            if self._working < self._concurrency:
+                self._start_worker()
             return
         if event is not None:
             self._room.release()
@@ -233,20 +237,24 @@ class NodeServer:
             _logger.warning("dora reported an error: %s", problem)
         self._check_done()
 
-    async def _work(self) -> None:
-        """One of ``concurrency`` workers: answers waiting inputs, one at a time, until cancelled.
-
-        With inputs waiting it goes on to the next without a turn of the event
-        loop; only an idle worker waits to be woken.
-        """
+    def _start_worker(self) -> None:
         assert self._loop is not None
+        self._working += 1
+        if _EAGER:  # the first input is answered right here, not one turn of the loop later
+            worker = asyncio.Task(self._work(), loop=self._loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        else:
+            worker = self._loop.create_task(self._work())
+        if not worker.done():
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        """One of at most ``concurrency`` workers: answers inputs while any are waiting.
+
+        With the next input waiting it goes on without a turn of the event loop.
+        """
         waiting = self._waiting
-        while True:
-            if not waiting:
-                wake = self._loop.create_future()
-                self._idle.append(wake)
-                await wake
-                continue
+        while waiting:
             event = waiting.popleft()
             self._running += 1
             try:
@@ -258,7 +266,8 @@ class NodeServer:
             finally:
                 self._running -= 1
                 self._room.release()
-                self._check_done()
+        self._working -= 1  # nothing awaited since the last look at ``waiting``
+        self._check_done()
 
     def _check_done(self) -> None:
         if self._reason is None or self._running or self._waiting:
