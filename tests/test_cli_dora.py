@@ -7,6 +7,8 @@ tests/integration/test_dora_dataflow.py.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,19 @@ import pytest
 from _fakesite import FakeSite, fake_site
 from mofa_kernel._cli import main
 
-pytest.importorskip("dora.testing", reason="dora-rs 1.x (Python 3.11 and newer) is not installed")
+
+def _has_dora() -> bool:
+    try:
+        return importlib.util.find_spec("dora.testing") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+#: For the tests that get as far as starting plugins: without dora-rs (Python 3.10) the
+#: command stops before, saying what to install.
+needs_dora = pytest.mark.skipif(
+    not _has_dora(), reason="dora-rs 1.x (Python 3.11 and newer) is not installed"
+)
 
 GOOD = """\
 from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
@@ -90,6 +104,7 @@ def test_a_disabled_plugin_exits_2(
     assert err.startswith("mofa-kernel: plugin 'sulky' is not enabled: ")
 
 
+@needs_dora
 @pytest.mark.usefixtures("site")
 def test_a_plugin_that_fails_to_start_exits_1_with_the_reason(
     capsys: pytest.CaptureFixture[str],
@@ -101,12 +116,42 @@ def test_a_plugin_that_fails_to_start_exits_1_with_the_reason(
     assert "will not start today" in err
 
 
+@needs_dora
 @pytest.mark.usefixtures("site")
 def test_a_missing_dependency_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "dora-node", "--plugin", "needy")
     assert code == 1
     assert err == (
         "mofa-kernel: needy: missing dependency: needy -> ghost (not installed or not enabled)\n"
+    )
+
+
+@needs_dora
+@pytest.mark.usefixtures("site")
+def test_outside_a_dataflow_it_exits_1_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in os.environ if name.startswith("DORA_")]:
+        monkeypatch.delenv(name)
+    code, out, err = run(capsys, "dora-node", "--plugin", "good")
+    assert (code, out) == (1, "")
+    assert err.startswith("mofa-kernel: cannot join a dora dataflow: ")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.usefixtures("site")
+def test_without_dora_rs_it_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dora" else real(name, *a)
+    )
+    code, _, err = run(capsys, "dora-node", "--plugin", "good")
+    assert code == 2
+    assert err == (
+        "mofa-kernel: dora-node needs dora-rs: pip install 'mofa-kernel[dora]' "
+        "(Python 3.11 and newer)\n"
     )
 
 

@@ -111,10 +111,16 @@ async def _serve(args: argparse.Namespace, manager: PluginManager, out: Output) 
         except PluginError as exc:
             out.error(f"{exc.plugin_id or plugins[0]}: {exc}")
             return EXIT_FAILED
+        try:
+            node = Node()
+        except RuntimeError as exc:  # not started by a dora daemon, or the daemon is gone
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            out.error(f"cannot join a dora dataflow: {reason}")
+            return EXIT_FAILED
         if args.hot_reload:
             await manager.start_hot_reload()
         server = NodeServer(
-            Node(), manager, plugins=plugins, format=args.format, concurrency=args.concurrency
+            node, manager, plugins=plugins, format=args.format, concurrency=args.concurrency
         )
         loop = asyncio.get_running_loop()
         stops = (signal.SIGTERM, signal.SIGINT)
