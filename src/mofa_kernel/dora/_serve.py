@@ -114,7 +114,7 @@ class NodeServer:
         # Events from the reader thread, and whether the loop has been asked to take them.
         self._inbox: collections.deque[dict[str, Any] | None] = collections.deque()
         self._woken = False
-        # Inputs taken and not yet started, and the workers waiting for one.
+        # Inputs taken and not yet started; the worker tasks, and how many are working.
         self._waiting: collections.deque[dict[str, Any]] = collections.deque()
         self._workers: set[asyncio.Task[None]] = set()
         self._working = 0
@@ -123,6 +123,7 @@ class NodeServer:
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Future[None] | None = None
+        self._over = False
         self._received = self._answered = self._failed = self._ignored = 0
 
     async def run(self) -> ServeReport:
@@ -139,9 +140,15 @@ class NodeServer:
         reader = threading.Thread(target=self._read, name="mofa-kernel-dora-reader", daemon=True)
         reader.start()
         try:
-            await self._done
+            while True:
+                await self._done
+                if not (self._running or self._waiting):
+                    break
+                # An event the reader had already taken arrived after stop(): answer it too.
+                self._done = loop.create_future()
         finally:
             self._closing = True
+            self._over = True
             self._room.release()  # a reader waiting for room sees that it is closing
             for worker in self._workers:  # finished by now, unless run() was cancelled
                 worker.cancel()
@@ -221,6 +228,9 @@ class NodeServer:
         kind = None if event is None else event.get("type")
         if kind == "INPUT":
             assert event is not None
+            if self._over:  # run() has returned: nobody will answer it
+                _logger.warning("an input arrived after the node stopped serving")
+                return
             self._received += 1
             self._waiting.append(event)
             if self._working < self._concurrency:
