@@ -372,3 +372,92 @@ def test_sigterm_makes_a_kernel_node_shut_down_and_exit_0(site: Path, tmp_path: 
         code = run.wait(timeout=120)
     assert code == 0, _tail("".join(seen) + rest)
     assert "kernel finished successfully" in rest
+
+
+HOT_DATAFLOW = """\
+nodes:
+  - id: asker
+    path: asker.py
+    inputs:
+      reply: kernel/out
+    outputs: [request]
+  - id: kernel
+    path: mofa-kernel
+    args: dora-node --plugin shout --hot-reload
+    inputs:
+      request: asker/request
+    outputs: [out, error]
+"""
+
+# Asks once, then (after the test has edited the plugin) asks again until the new code answers.
+HOT_ASKER = """\
+import time
+
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+
+
+def ask(text):
+    node.send_output("request", pa.array([text]), {})
+    return node.next()["value"][0].as_py()
+
+
+print("asker heard", ask("a"), flush=True)
+for _ in range(600):  # a minute at most: the reload has no event this node could wait for
+    if open("edited").read() == "yes" and ask("b").startswith("v2:"):
+        print("asker heard the new code", flush=True)
+        break
+    time.sleep(0.1)
+"""
+
+SHOUT = """\
+from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
+
+
+class Shout(AgentPlugin):
+    metadata = PluginMetadata("shout", "Shout", PluginType.TOOL)
+
+    async def execute(self, input):
+        return "v{version}:" + input.upper()
+"""
+
+
+def test_hot_reload_inside_a_node_serves_the_new_code(site: Path, tmp_path: Path) -> None:
+    plugin_site = tmp_path / "plugin-site"
+    info = plugin_site / "mkt_shout-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mkt-shout\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[mofa.plugins]\nshout = mkt_shout:Shout\n")
+    (info / "RECORD").write_text("")
+    module = plugin_site / "mkt_shout.py"
+    module.write_text(SHOUT.format(version=1), encoding="utf-8")
+    (tmp_path / "hot.yml").write_text(HOT_DATAFLOW, encoding="utf-8")
+    (tmp_path / "asker.py").write_text(HOT_ASKER, encoding="utf-8")
+    (tmp_path / "edited").write_text("no", encoding="utf-8")
+    (tmp_path / "mofa.toml").write_text('[hot_reload]\nstrategy = "immediate"\n', "utf-8")
+    env = environment(site)
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin_site), env["PYTHONPATH"]])
+    with subprocess.Popen(
+        [str(_dora()), "run", "hot.yml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as run:
+        assert run.stdout is not None
+        seen: list[str] = []
+        for line in run.stdout:
+            seen.append(line)
+            if "asker heard v1:A" in line:
+                break
+        else:
+            pytest.fail("the kernel node never answered:\n" + _tail("".join(seen)))
+        module.write_text(SHOUT.format(version=2), encoding="utf-8")
+        (tmp_path / "edited").write_text("yes", encoding="utf-8")
+        rest = run.stdout.read()
+        code = run.wait(timeout=120)
+    assert code == 0, _tail("".join(seen) + rest)
+    assert "asker heard the new code" in rest, _tail(rest)
