@@ -177,6 +177,9 @@ def measure(bench: Bench, sizes: Sizes) -> dict[str, Any]:
             twice[server] += load["duplicates"]
             wrong[server] += load["wrong"] + load["errors"] + single["wrong"] + single["errors"]
     return {
+        # Each round's own ratios: how far they move with the machine's load.
+        "latency_ratios": [k / b for k, b in zip(p50["kernel"], p50["bare"], strict=True)],
+        "rate_ratios": [k / b for k, b in zip(rate["kernel"], rate["bare"], strict=True)],
         "p50_us": {k: statistics.median(v) for k, v in p50.items()},
         "per_second": {k: statistics.median(v) for k, v in rate.items()},
         "lost": lost,
@@ -193,6 +196,10 @@ def report(figures: dict[str, Any], sizes: Sizes, quick: bool) -> str:
     wrong = figures["wrong"]["kernel"]
     met_latency = latency_ratio <= GOAL_LATENCY
     met_rate = rate_ratio >= GOAL_THROUGHPUT and lost == 0 and twice == 0 and wrong == 0
+    spread = (
+        f"Each round's own ratios ranged {_span(figures['latency_ratios'])} (round trip) "
+        f"and {_span(figures['rate_ratios'])} (throughput)."
+    )
     mode = "quick mode (tiny sizes; these figures prove nothing)" if quick else "full mode"
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     rows = [
@@ -223,6 +230,8 @@ def report(figures: dict[str, Any], sizes: Sizes, quick: bool) -> str:
             "",
             *rows,
             "",
+            spread,
+            "",
             "```console",
             "$ python benchmarks/dora_node.py            # full mode: writes this section",
             "$ python benchmarks/dora_node.py --quick    # tiny sizes",
@@ -230,6 +239,10 @@ def report(figures: dict[str, Any], sizes: Sizes, quick: bool) -> str:
             END,
         ]
     )
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}x to {max(values):.2f}x"
 
 
 def _met(value: bool) -> str:
