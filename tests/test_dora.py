@@ -443,6 +443,24 @@ async def test_start_plugins_raises_the_failure_of_a_plugin() -> None:
             await start_plugins(manager, ["faulty"])
 
 
+def test_the_public_names_are_exactly_these_and_show_as_mofa_kernel_dora() -> None:
+    import mofa_kernel.dora as public
+
+    assert set(public.__all__) == {
+        "ERROR_OUTPUT",
+        "Format",
+        "Node",
+        "NodeServer",
+        "OUT_OUTPUT",
+        "ServeReport",
+        "serve",
+        "start_plugins",
+        "startup_order",
+    }
+    for name in ("Node", "NodeServer", "ServeReport", "serve", "start_plugins"):
+        assert getattr(public, name).__module__ == "mofa_kernel.dora"
+
+
 def test_import_mofa_kernel_imports_neither_dora_nor_pyarrow() -> None:
     code = (
         "import sys, mofa_kernel; from mofa_kernel._cli import build_parser; build_parser(); "

@@ -28,6 +28,11 @@ from ._serve import ERROR_OUTPUT, OUT_OUTPUT, Node, NodeServer, ServeReport, ser
 from ._start import start_plugins, startup_order
 from ._wire import Format
 
+# Shown as mofa_kernel.dora.X in reprs, tracebacks and docs, not by their private module.
+for _public in (Node, NodeServer, ServeReport, serve, start_plugins, startup_order):
+    _public.__module__ = __name__
+del _public
+
 __all__ = [
     "ERROR_OUTPUT",
     "OUT_OUTPUT",
