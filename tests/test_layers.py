@@ -40,7 +40,10 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         "engines",
         ("_wire", "_deadline", "_blocking", "_event_bus", "_graph", "_adapters", "_settings"),
     ),
-    ("environment", ("_source", "_distributions", "_discovery", "_cache", "_trust", "_config")),
+    (
+        "environment",
+        ("_scanner", "_source", "_distributions", "_discovery", "_cache", "_trust", "_config"),
+    ),
     ("runtime", ("_runtime", "_records")),
     ("reload", ("_reload",)),
     ("manager", ("_manager",)),
