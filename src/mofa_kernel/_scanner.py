@@ -418,7 +418,7 @@ def _read_plugins(scan: Scan, entry: str, name: str, data: bytes, group: str) ->
     try:
         headers = read_headers(folder)
     except Unreadable as exc:
-        scan.problems.append(f"a distribution in {folder}: unreadable metadata ({exc}); skipped")
+        scan.problems.append(f"a distribution in {_clean(folder)}: {exc}; skipped")
         return
     dist = _first(headers, "Name")
     try:
