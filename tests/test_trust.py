@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from _fakesite import FakeSite, fake_site
@@ -101,7 +102,7 @@ def test_an_approved_distribution_verifies(site: FakeSite) -> None:
     approval = lock.approvals["trust-alpha"]
     assert approval.distribution == "trust-alpha"
     assert approval.version == "1.0"
-    assert approval.files == 3  # two modules and METADATA
+    assert approval.files == 4  # two modules, METADATA and entry_points.txt
     verdict = lock.verify(dist("trust-alpha"))
     assert verdict == Verdict("trust-alpha", "approved")
     assert verdict.approved
@@ -133,10 +134,12 @@ def test_a_missing_file_and_an_added_module_are_noticed(site: FakeSite) -> None:
     lock = TrustLock().approve(dist("trust-alpha"))
     (site.root / "trust_alpha" / "helpers.py").unlink()
     (site.root / "trust_alpha" / "sneaky.py").write_text("import os\n")
-    (site.root / "trust_alpha" / "notes.txt").write_text("not importable, not our business\n")
+    (site.root / "trust_alpha" / "notes.txt").write_text("data can change behaviour too\n")
+    (site.root / "trust_alpha" / "__pycache__").mkdir()
     assert lock.verify(dist("trust-alpha")).problems == (
         "trust_alpha/helpers.py: missing",
-        "trust_alpha/sneaky.py: not in RECORD (added)",
+        "trust_alpha/notes.txt: a file not in RECORD (added)",
+        "trust_alpha/sneaky.py: a file not in RECORD (added)",
     )
 
 
@@ -350,11 +353,23 @@ def test_a_real_installed_distribution_approves_and_verifies() -> None:
 
 
 def test_a_missing_distribution_is_unverifiable(site: FakeSite) -> None:
+    import shutil
+
+    dist_info = install(site, "trust-alpha")
+    rule = exclusion_rule(TrustLock().approve(dist("trust-alpha")), "refuse")
+    (source,) = [s for s in survey().loadable() if s.plugin_id == "alpha"]
+    shutil.rmtree(dist_info)  # uninstalled between the scan and the check
+    reason = rule(source)
+    assert reason == "refused by the trust lock: trust-alpha: cannot be verified (not installed)"
+
+
+def test_a_source_without_a_metadata_folder_is_looked_up_by_name(site: FakeSite) -> None:
     install(site, "trust-alpha")
     rule = exclusion_rule(
         TrustLock().approve(dist("trust-alpha")), "refuse", distributions=lambda name: None
     )
-    reason = _ours(survey(rule))["alpha"][1]
+    (source,) = [s for s in survey().loadable() if s.plugin_id == "alpha"]
+    reason = rule(attrs.evolve(source, metadata_dir=None))
     assert reason == "refused by the trust lock: trust-alpha: cannot be verified (not installed)"
 
 
