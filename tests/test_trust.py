@@ -406,3 +406,59 @@ async def test_a_reload_of_changed_installed_code_must_be_approved_again(
         TrustLock().approve(dist("trust-alpha")).write(lock_path)
         assert await manager.reload("alpha", force=True) is True
         assert await manager.execute("alpha", "x") == "xx"
+
+
+async def test_a_reload_refuses_a_package_planted_beside_an_approved_module(
+    site: FakeSite, tmp_path: Path
+) -> None:
+    from mofa_kernel import PluginLoadError
+    from mofa_kernel._config import KernelSection, KernelSettings
+
+    dist_info = install(site, "trust-alpha")
+    TrustLock().approve(dist("trust-alpha")).write(tmp_path / LOCK_FILE_NAME)
+    settings = KernelSettings(kernel=KernelSection(trust="refuse"), path=tmp_path / "mofa.toml")
+    async with PluginManager(settings=settings) as manager:
+        assert manager.discover().registered == ["alpha"]
+        assert (await manager.start_all()).ok
+        planted = dist_info.parent / "trust_alpha" / "helpers"
+        planted.mkdir()
+        (planted / "__init__.py").write_text("VALUE = 'planted'\n", encoding="utf-8")
+        with pytest.raises(PluginLoadError) as err:
+            await manager.reload("alpha", force=True)
+        assert str(err.value).endswith(
+            "trust check: refused by the trust lock: trust-alpha: changed since approval "
+            "(trust_alpha/helpers: a folder not in RECORD (added))"
+        )
+        assert await manager.execute("alpha", "x") == "x"
+
+
+def _spoof_bytecode(source: Path, text: str) -> None:
+    """Write the ``.pyc`` the import system would take for ``source``: compiled from ``text``,
+    stamped with ``source``'s modification time and size."""
+    import importlib.util
+    import marshal
+
+    stat = source.stat()
+    code = compile(text, str(source), "exec")
+    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+    header += (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+    header += (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.parent.mkdir(exist_ok=True)
+    cached.write_bytes(header + marshal.dumps(code))
+
+
+@pytest.mark.parametrize("trust", ["off", "refuse"])
+def test_a_planted_bytecode_file_runs_only_without_the_lock(site: FakeSite, trust: str) -> None:
+    import importlib
+
+    install(site, "trust-alpha")
+    lock = TrustLock().approve(dist("trust-alpha"))
+    helpers = site.root / "trust_alpha" / "helpers.py"
+    _spoof_bytecode(helpers, "VALUE = 'spoofed'\n")
+    found = survey(exclusion_rule(lock, "refuse") if trust == "refuse" else None)
+    (entry,) = found.find("alpha")
+    assert entry.status == "discovered"
+    load_plugin_object(entry.source)
+    value = importlib.import_module("trust_alpha.helpers").VALUE
+    assert value == (1 if trust == "refuse" else "spoofed")
