@@ -489,8 +489,9 @@ def survey(
 
     In order: a plugin excluded by ``exclusion_reason`` is ``disabled``; among
     the rest, every claimant of a duplicate id is ``failed``, and so is one
-    whose distribution's mofa-kernel requirement is not met. ``sources``
-    defaults to a fresh :func:`scan_with_problems` of ``group``.
+    whose distribution's mofa-kernel requirement is not met. Before all that, a plugin
+    whose entry-point name is no valid plugin id (:mod:`mofa_kernel._ids`) is ``failed``.
+    ``sources`` defaults to a fresh :func:`scan_with_problems` of ``group``.
     """
     problems: tuple[str, ...] = ()
     refusals: tuple[str | None, ...] | None = None
@@ -503,6 +504,10 @@ def survey(
     verdicts: dict[int, SurveyEntry] = {}
     candidates: list[PluginSource] = []
     for index, source in enumerate(sources):
+        bad_id = _invalid_id(source)
+        if bad_id is not None:
+            verdicts[index] = SurveyEntry(source, "failed", bad_id)
+            continue
         reason = exclusion_reason(source) if exclusion_reason is not None else None
         if reason is not None:
             verdicts[index] = SurveyEntry(source, "disabled", reason)
@@ -525,6 +530,17 @@ def survey(
         else:
             verdicts[index] = SurveyEntry(source, "discovered")
     return Survey(tuple(verdicts[i] for i in range(len(sources))), problems, fingerprint)
+
+
+def _invalid_id(source: PluginSource) -> str | None:
+    """One line when ``source``'s entry-point name is no valid plugin id (see ``_ids``)."""
+    from ._ids import check_plugin_id
+
+    try:
+        check_plugin_id(source.plugin_id, origin=f"declared by {source.describe()}")
+    except PluginLoadError as exc:
+        return f"{exc}; refused"
+    return None
 
 
 def load_plugin_object(source: PluginSource) -> object:
