@@ -552,14 +552,19 @@ def load_plugin_object(source: PluginSource) -> object:
     them is instantiated). Anything going wrong raises
     :class:`PluginLoadError` with a one-line message (exception type,
     message, and the file and line that failed) and the original exception
-    as ``__cause__``.
+    as ``__cause__``. An import still running after a few seconds is reported while it
+    runs (:mod:`mofa_kernel._slow_import`).
     """
     import importlib.metadata
 
+    from ._slow_import import ImportWatch, slow_import_threshold
+
+    what = f"plugin {source.plugin_id!r} from {source.describe()}"
     try:
-        named = importlib.metadata.EntryPoint(
-            name=source.plugin_id, value=source.entry_point, group=source.group
-        ).load()
+        with ImportWatch(what, threshold=slow_import_threshold()):
+            named = importlib.metadata.EntryPoint(
+                name=source.plugin_id, value=source.entry_point, group=source.group
+            ).load()
     except (Exception, SystemExit) as exc:
         raise _load_error(source, "cannot import", exc) from exc
     try:

@@ -232,8 +232,9 @@ def render_figures(collector: Collector) -> str:
         ),
         (
             "soak memory",
-            f"{soak['memory_growth_kib']:+,.1f} KiB between round 2 and the last "
-            f"(traced by tracemalloc; limit {soak['memory_limit_kib']:,} KiB)",
+            f"median growth {soak['memory_per_round_kib']:+,.1f} KiB per round, "
+            f"{soak['memory_growth_kib']:+,.1f} KiB in all between round 2 and the last "
+            f"(traced by tracemalloc; limit {soak['memory_limit_kib']:,} KiB per round)",
         ),
         (
             "soak events",
