@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._attacks import render_attacks
 from ._faults import FAULT_TITLES, FAULTS, HOOKS, STYLES
 from ._matrix import CELLS, KNOWN_FAILURES, POLICIES, Cell, KnownFailure
 
@@ -296,4 +297,5 @@ def write_document(collector: Collector, *, cancellation_is_fault: bool) -> None
         render_matrix(collector.cells, cancellation_is_fault=cancellation_is_fault),
     )
     text = replace_region(text, "figures", render_figures(collector))
+    text = replace_region(text, "attacks", render_attacks())
     DOC.write_text(text, encoding="utf-8")
