@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,9 @@ def test_run_warns_while_a_plugin_import_is_blocked(good_venv: KernelVenv, tmp_p
         stderr=subprocess.PIPE,
         text=True,
     )
+    # Should the warning never come, readline() below would wait for ever: end the command.
+    guard = threading.Timer(120, command.kill)
+    guard.start()
     try:
         assert command.stderr is not None
         first = command.stderr.readline()  # blocks until the kernel warns
@@ -72,6 +76,7 @@ def test_run_warns_while_a_plugin_import_is_blocked(good_venv: KernelVenv, tmp_p
             gate.write("go")
         out, rest = command.communicate(timeout=120)
     finally:
+        guard.cancel()
         if command.poll() is None:
             command.kill()
             command.communicate()
