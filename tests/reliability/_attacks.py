@@ -37,6 +37,7 @@ _TRUST = "tests/integration/test_trust_attacks.py"
 _TRUST_UNIT = "tests/test_trust.py"
 _TOML = "tests/test_toml_limits.py"
 _IDS = "tests/test_ids.py"
+_CONTAIN = "tests/test_containment.py"
 _RUNTIME = "the runtime redesign (issue 11, in the plugin caller and the lifecycle)"
 
 ATTACKS: Final = (
@@ -165,29 +166,86 @@ ATTACKS: Final = (
     Attack(
         "display",
         "a plugin id with a control or bidi character given to `register()` (in-process)",
-        "not yet refused at registration: `mofa_kernel._ids.check_plugin_id` is the rule to call",
+        "not yet refused at registration: `mofa_kernel._ids.check_plugin_id` is the rule "
+        "for the runtime's intake to call",
         "not yet",
         pending=_RUNTIME,
     ),
-    *(
-        Attack("host", attack, "not yet contained", "not yet", pending=_RUNTIME)
-        for attack in (
-            "a task the plugin started calls `sys.exit(4)`",
-            "a custom `BaseException` subclass, or `GeneratorExit`, from execute or start",
-            "an exception whose `__str__` raises",
-            "a `metadata` property that raises on its second read",
-            "a `state` setter that raises `RuntimeError`",
-            "metadata whose priority or dependencies change after construction",
-            "a dependency chain of 1,500 plugins (`RecursionError`)",
-        )
+    Attack(
+        "host",
+        "a task the plugin started ends with `sys.exit(4)`, `GeneratorExit` or a custom "
+        "`BaseException`",
+        "the task is the plugin's: its failure puts that plugin in the error state; the host "
+        "and the other plugins carry on",
+        "a `PluginError` event: `task failed: SystemExit …`",
+        (f"{_CONTAIN}::test_a_task_the_plugin_started_cannot_end_the_host",),
     ),
-    *(
-        Attack("blame", attack, "not yet contained", "not yet", pending=_RUNTIME)
-        for attack in (
-            "a plugin blocks the loop with `time.sleep(30)` while another has calls in flight",
-            "`ctx.emit_event` forging a `PluginError` in another plugin's name",
-            'raising `PluginExecutionError(plugin_id="bystander")`',
-        )
+    Attack(
+        "host",
+        "`SystemExit`, `GeneratorExit` or a custom `BaseException` from execute or start",
+        "caught and reported like any failure; `start_all` goes on for everyone else",
+        "`PluginExecutionError`: `execute failed: …`; the plugin's error state",
+        (
+            f"{_CONTAIN}::test_any_exception_from_execute_is_a_contained_fault",
+            f"{_CONTAIN}::test_any_exception_from_start_fails_that_plugin_only",
+        ),
+    ),
+    Attack(
+        "host",
+        "an exception whose `__str__` raises",
+        "described without calling the plugin's `str()` when that fails",
+        "`execute failed: Unprintable: <str() of the exception raised>`",
+        (f"{_CONTAIN}::test_an_unprintable_exception_is_described_safely",),
+    ),
+    Attack(
+        "host",
+        "a `metadata` property that raises on its second read, or metadata changed afterwards",
+        "metadata is read once, when the plugin is met, and that copy is kept",
+        "nothing: the plugin runs as it first described itself",
+        (
+            f"{_CONTAIN}::test_metadata_is_read_once",
+            f"{_CONTAIN}::test_metadata_changed_afterwards_is_not_seen",
+        ),
+    ),
+    Attack(
+        "host",
+        "a `state` setter that raises `RuntimeError`",
+        "fails that plugin only",
+        "the plugin's error state, naming the setter's error",
+        (f"{_CONTAIN}::test_a_state_setter_that_raises_fails_that_plugin_only",),
+    ),
+    Attack(
+        "host",
+        "a dependency chain of 10,000 plugins, ending in a missing plugin or a cycle",
+        "graph walks are iterative: the chain is skipped, everything else starts",
+        "the missing dependency or the cycle, with its chain of ids",
+        (
+            f"{_CONTAIN}::test_a_dependency_chain_of_10000_plugins",
+            f"{_CONTAIN}::test_a_chain_of_10000_running_plugins_stops_and_unloads",
+        ),
+    ),
+    Attack(
+        "blame",
+        "a plugin blocks the loop with `time.sleep` while another has calls in flight",
+        "the blocker is named while the loop is still blocked and fails; the delayed call is "
+        "not charged for the time it lost",
+        "`warning: plugin blocker: execute is blocking the event loop …`",
+        (f"{_CONTAIN}::test_a_blocked_loop_blames_the_blocker_not_the_calls_it_delayed",),
+    ),
+    Attack(
+        "blame",
+        "`ctx.emit_event` forging a `PluginError` in another plugin's name",
+        "refused: a plugin emits only in its own name",
+        "`PluginExecutionError` for the forger: `cannot emit PluginError in the name of "
+        "'bystander'`",
+        (f"{_CONTAIN}::test_a_plugin_cannot_speak_in_another_plugins_name",),
+    ),
+    Attack(
+        "blame",
+        'raising `PluginExecutionError(plugin_id="bystander")`',
+        "the error is the raiser's: the bystander stays running",
+        "a `PluginExecutionError` whose `plugin_id` is the raiser's",
+        (f"{_CONTAIN}::test_an_error_naming_another_plugin_blames_the_one_that_raised_it",),
     ),
 )
 
