@@ -374,6 +374,11 @@ def _install(site: FakeSite, version: str, code_version: str, plugin_id: str = "
     )
 
 
+def _version(manager: PluginManager, plugin_id: str) -> str | None:
+    source = manager.record(plugin_id).source
+    return None if source is None else source.distribution_version
+
+
 async def test_install_upgrade_and_uninstall_while_running(
     site: FakeSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -392,6 +397,11 @@ async def test_install_upgrade_and_uninstall_while_running(
             shutil.rmtree(site.root / ENTRY)
             _install(site, "2.0", "v2")
             seen = await events.reload("dist")
+            # The files are written one by one; a busy machine can spread them out enough for
+            # the new code to be seen (and reloaded) before the new metadata. The upgrade's
+            # own reload then follows: wait for it (events.reload fails if none comes).
+            while _version(manager, "dist") != "2.0":
+                seen = await events.reload("dist")
             assert reload_events(seen) == [
                 "ReloadStarted",
                 "StatePreserved",
