@@ -46,6 +46,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "_event_bus",
             "_graph",
             "_adapters",
+            "_settings",
             "_toml_limits",
             "_slow_import",
         ),
@@ -66,7 +67,20 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("reload", ("_reload",)),
     ("manager", ("_manager",)),
     ("public names", ("",)),
-    ("command line and testing", ("_cli", "testing", "__main__")),
+    # Built on the public names only, like any host: serving plugins as dora-rs nodes.
+    ("integrations", ("dora",)),
+    (
+        "command line and testing",
+        (
+            "_cli",
+            "testing",
+            "_conformance",
+            "_lifecycle_run",
+            "_sandbox",
+            "_pytest_plugin",
+            "__main__",
+        ),
+    ),
 )
 
 #: Imports allowed to go up a layer, each with the reason and the issue that removes it.
