@@ -54,7 +54,7 @@ def test_run_warns_while_a_plugin_import_is_blocked(good_venv: KernelVenv, tmp_p
     os.mkfifo(fifo)
     env = good_venv.environ({"MKT_SLOW_FIFO": str(fifo), "MOFA_SLOW_IMPORT_WARNING": "0.5"})
     command = subprocess.Popen(
-        [str(good_venv.script), "run", "hello", "x"],
+        [str(good_venv.script), "run", "slow", "x"],
         cwd=good_venv.work,
         env=env,
         stdout=subprocess.PIPE,
@@ -82,7 +82,7 @@ def test_run_warns_while_a_plugin_import_is_blocked(good_venv: KernelVenv, tmp_p
             command.communicate()
         good_venv.pip("uninstall", "--yes", "mkt-slow")
     assert command.returncode == 0, rest
-    assert out == "Hello, x!\n"
+    assert out == "slow:x\n"
     assert rest.startswith(
         "mofa-kernel: warning: plugin 'slow' from mkt-slow 1.0 (mkt_slow): imported after "
     )

@@ -153,6 +153,8 @@ def test_an_egg_info_without_record_is_unverifiable(clean: TrustVenv, tmp_path: 
     try:
         run = clean.cli("run", "hello", "x")
         assert (run.returncode, run.stdout) == (0, "Hello, x!\n"), run.stderr
+        check = clean.cli("plugins", "check")  # imports every enabled plugin
+        assert check.returncode == 0, check.stdout + check.stderr
         assert clean.imported() == set()
         assert clean.statuses()["payload"] == (
             "disabled",
