@@ -166,10 +166,10 @@ ATTACKS: Final = (
     Attack(
         "display",
         "a plugin id with a control or bidi character given to `register()` (in-process)",
-        "not yet refused at registration: `mofa_kernel._ids.check_plugin_id` is the rule "
-        "for the runtime's intake to call",
-        "not yet",
-        pending=_RUNTIME,
+        "`register()` refuses it with the rule discovery applies; nothing is registered",
+        "`PluginLoadError: invalid plugin id 'evil\\u202eexe': it contains U+202E "
+        "(right-to-left override)`",
+        ("tests/test_containment.py::test_register_refuses_an_invalid_plugin_id",),
     ),
     Attack(
         "host",
