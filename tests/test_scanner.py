@@ -227,6 +227,7 @@ def test_the_cold_listing_equals_the_full_command(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MOFA_NO_CACHE")
     monkeypatch.setenv("MOFA_CACHE_DIR", str(tmp_path / "cold-cache"))
+    site.add("weird-ids", entry_points_text="[mofa.plugins]\nwe ird = w:P\nzero\u200bwidth = w:Q\n")
     cold = _listing(["plugins", "list", "--json"])  # no configuration file: the cold path
     monkeypatch.setenv("MOFA_CACHE_DIR", str(tmp_path / "full-cache"))
     (tmp_path / "empty.toml").write_text("", encoding="utf-8")
@@ -235,6 +236,8 @@ def test_the_cold_listing_equals_the_full_command(
     by_id = {row["id"]: row for row in cold}
     assert by_id["too-new"]["status"] == "failed"
     assert [row["status"] for row in cold if row["id"] == "same"] == ["failed", "failed"]
+    assert by_id["we ird"]["status"] == "failed"
+    assert str(by_id["zero\u200bwidth"]["reason"]).startswith("invalid plugin id")
 
 
 COLD = """

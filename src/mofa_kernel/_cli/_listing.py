@@ -276,6 +276,24 @@ def _scanned_rows(data: Any) -> tuple[list[list[Any]], list[str], list[Any]]:
     return rows, problems, refusals
 
 
+def _invalid_id(row: Sequence[Any]) -> str | None:
+    """Why a scanned row's plugin id is refused, as ``_discovery.survey`` says it, or ``None``.
+    A non-empty id of printable ASCII without a space is always valid: only other ids are
+    checked by the rule itself (``mofa_kernel._ids``, which imports more)."""
+    pid = row[0]
+    if pid and pid.isascii() and pid.isprintable() and " " not in pid:
+        return None
+    from mofa_kernel._errors import PluginLoadError
+    from mofa_kernel._ids import check_plugin_id
+    from mofa_kernel._scanner import describe
+
+    try:
+        check_plugin_id(pid, origin=f"declared by {describe(row[2], row[3], row[1])}")
+    except PluginLoadError as exc:
+        return f"{exc}; refused"
+    return None
+
+
 def cold_listing(argv: Sequence[str], out: Output) -> int | None:
     """Print ``plugins list`` for ``argv`` from a scan by :mod:`mofa_kernel._scanner` (or the
     cached scan), without argparse, attrs, packaging or ``importlib.metadata``; store the
@@ -283,8 +301,9 @@ def cold_listing(argv: Sequence[str], out: Output) -> int | None:
     ``plugins list`` or the listing has other inputs (a configuration file, ``MOFA_PLUGINS``,
     ``MOFA_DISABLE_PLUGIN_AUTOLOAD``): the full command handles those.
 
-    The verdicts are those of ``_discovery.survey`` with no exclusion rule: every claimant
-    of a duplicate id fails, then a plugin the installed mofa-kernel refuses.
+    The verdicts are those of ``_discovery.survey`` with no exclusion rule: an invalid
+    plugin id fails, then every claimant of a duplicate id, then a plugin the installed
+    mofa-kernel refuses.
     """
     words = listing_words(argv)
     if words is None or not _plain_inputs(words[0]):
@@ -308,13 +327,17 @@ def cold_listing(argv: Sequence[str], out: Output) -> int | None:
         if probe is not None:
             stored = {"sources": scanned, "problems": problems, "refusals": refusals}
             fingerprint = probe.store(stored, scan.watch)
+    invalid = [_invalid_id(row) for row in scanned]
     claims: dict[str, list[tuple[str | None, str | None, str]]] = {}
-    for row in scanned:
-        claims.setdefault(row[0], []).append((row[2], row[3], row[1]))
+    for row, bad in zip(scanned, invalid, strict=True):
+        if bad is None:
+            claims.setdefault(row[0], []).append((row[2], row[3], row[1]))
     rows = []
-    for row, refusal in zip(scanned, refusals, strict=True):
+    for row, refusal, bad in zip(scanned, refusals, invalid, strict=True):
         pid = row[0]
-        if len(claims[pid]) > 1:
+        if bad is not None:
+            status, reason = "failed", bad
+        elif len(claims[pid]) > 1:
             status, reason = "failed", duplicate_line(pid, claims[pid])
         elif refusal is not None:
             status, reason = "failed", refusal
