@@ -1,0 +1,405 @@
+"""The host's end of one worker process: :class:`WorkerProcess`, started from a :class:`WorkerSpec`.
+
+The worker runs in a session (and so a process group) of its own (see
+``_spawn``). Frames travel on two dedicated pipes, so the plugin keeps the
+worker's stdout and stderr for its own prints. The host notices a worker's
+end by awaiting it, never by polling; then it fails the calls in flight, ends what the worker
+left behind in its process group, and tells its exit listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from mofa_kernel._errors import (
+    PluginError,
+    PluginExecutionError,
+    PluginLoadError,
+    PluginTimeoutError,
+)
+
+from ._exit import WorkerExit
+from ._frames import (
+    CALL,
+    CANCEL,
+    CTX,
+    EVENT,
+    EXIT,
+    FAIL,
+    MEMORY_EXIT,
+    META,
+    OK,
+    REPLY,
+    SPEC,
+    FrameDecoder,
+)
+from ._frames import encode as _encode
+from ._spawn import _settle, launch, spares, wait
+
+__all__ = ["ContextHandler", "RemoteFault", "WorkerProcess", "WorkerSpec"]
+
+#: Answers a worker's context request ``(op, args)`` with a JSON value.
+ContextHandler = Callable[[str, list[Any]], Awaitable[Any]]
+#: A cancelled call counts as a deadline overrun when it ran at least this share of the deadline.
+_DEADLINE_SHARE: Final = 0.9
+_monotonic = time.monotonic
+
+
+@attrs.frozen
+class WorkerSpec:
+    """What a worker serves and under which limits; the host never imports ``entry_point``."""
+
+    plugin_id: str
+    #: The entry point's value, ``"module:attr"``.
+    entry_point: str
+    distribution: str | None = None
+    group: str = "mofa.plugins"
+    #: The worker's address-space cap in MiB (``None``: no cap).
+    memory_limit: int | None = None
+    #: Seconds between SIGTERM and SIGKILL when the host ends a worker.
+    grace: float = 1.0
+    #: The interpreter that runs the worker.
+    python: str = attrs.field(factory=lambda: sys.executable)
+    #: The worker's ``sys.path``; by default the host's, so the worker finds what the host would.
+    sys_path: tuple[str, ...] = attrs.field(factory=lambda: tuple(sys.path))
+    #: The worker's environment (``None``: the host's).
+    env: Mapping[str, str] | None = None
+
+
+class RemoteFault(PluginError):
+    """Base of the exceptions that stand, in the host, for one a plugin raised in its worker.
+
+    Each raised type is a subclass named after the plugin's exception
+    (``ValueError``), so messages read as they would for an inline plugin.
+    """
+
+
+_FAULT_TYPES: dict[str, type[RemoteFault]] = {}
+
+
+def _fault_error(plugin_id: str, hook: str, fault: Mapping[str, Any]) -> PluginError:
+    name = str(fault.get("type") or "Exception")
+    message = str(fault.get("message") or "")
+    where = fault.get("where")
+    if fault.get("kind") == "rejected":  # the plugin turned this input down; it stays running
+        return PluginExecutionError(message)
+    text = f"{message} ({where})" if where else message
+    kind = _FAULT_TYPES.get(name)
+    if kind is None:
+        kind = _FAULT_TYPES[name] = type(name, (RemoteFault,), {"__module__": "builtins"})
+    return kind(text, plugin_id=plugin_id, hook=hook)
+
+
+class _Reader(asyncio.Protocol):
+    def __init__(self, worker: WorkerProcess) -> None:
+        self.worker = worker
+
+    def data_received(self, data: bytes) -> None:
+        self.worker._received(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+
+class WorkerProcess:
+    """One running worker: calls into its plugin, its context requests, its end."""
+
+    def __init__(self, spec: WorkerSpec, handler: ContextHandler) -> None:
+        self.spec = spec
+        self.handler = handler
+        #: The worker's process id, which is also its process group's.
+        self.pid: int | None = None
+        #: The worker's exit status once it has ended (negative: the signal's number).
+        self.returncode: int | None = None
+        self._reaped = False
+        #: How the worker ended unasked, once it has; ``None`` while it runs or after ``close``.
+        self.exit: WorkerExit | None = None
+        #: Set once the worker and everything in its process group are gone.
+        self.ended = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._decoder = FrameDecoder()
+        self._pending: dict[int, tuple[asyncio.Future[Any], str]] = {}
+        self._next = 0
+        self._writer: asyncio.WriteTransport | None = None
+        self._reader: asyncio.ReadTransport | None = None
+        self._meta: asyncio.Future[list[Any]] = self._loop.create_future()
+        self._ending: WorkerExit | None = None
+        self._closing = False
+        self._killer: asyncio.TimerHandle | None = None
+        self._listeners: list[Callable[[WorkerExit], object]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def alive(self) -> bool:
+        return self.pid is not None and not self._reaped
+
+    def on_exit(self, listener: Callable[[WorkerExit], object]) -> None:
+        """Call ``listener(exit)`` when the worker ends without the host asking it to."""
+        self._listeners.append(listener)
+
+    # -- start ------------------------------------------------------------------------------
+
+    async def start(self) -> tuple[dict[str, Any], list[str]]:
+        """Start the worker and import the plugin there: its metadata (serde JSON) and hooks."""
+        launched = spares.take(self.spec) or launch(self.spec)
+        self.pid = launched.pid
+        loop = self._loop
+        try:
+            self._reader, _ = await loop.connect_read_pipe(
+                lambda: _Reader(self), os.fdopen(launched.reads, "rb", buffering=0)
+            )
+            self._writer, _ = await loop.connect_write_pipe(
+                asyncio.BaseProtocol, os.fdopen(launched.writes, "wb", buffering=0)
+            )
+        finally:
+            self._spawn(self._watch())
+        spares.replenish(self.spec)
+        self._write(
+            [
+                SPEC,
+                {
+                    "plugin_id": self.spec.plugin_id,
+                    "entry_point": self.spec.entry_point,
+                    "distribution": self.spec.distribution,
+                    "group": self.spec.group,
+                    "memory_limit": self.spec.memory_limit,
+                    "sys_path": list(self.spec.sys_path),
+                },
+            ]
+        )
+        try:
+            metadata, hooks = await self._meta
+        except BaseException:
+            await self.close()
+            raise
+        return metadata, hooks
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def call(self, method: str, args: list[Any], deadline: float | None = None) -> Any:
+        """Run the plugin's ``method(*args)`` in the worker and return its JSON answer.
+
+        A cancelled call that ran for (nearly) ``deadline`` seconds ends the
+        worker, the only way to stop a plugin that never yields; any other
+        cancellation asks the worker to cancel the call.
+        """
+        if self.exit is not None or self._closing or self._ending is not None:
+            raise self._gone_error(method)
+        self._next += 1
+        call_id = self._next
+        future = self._loop.create_future()
+        self._pending[call_id] = (future, method)
+        began = _monotonic()
+        self._write([CALL, call_id, method, args])
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if self._pending.pop(call_id, None) is not None:
+                self._abandon(call_id, method, _monotonic() - began, deadline)
+            raise
+
+    def _abandon(self, call_id: int, method: str, ran: float, deadline: float | None) -> None:
+        if deadline is not None and ran >= deadline * _DEADLINE_SHARE:
+            self.terminate(WorkerExit("deadline", deadline=deadline, hook=method))
+        elif self.alive:
+            self._write([CANCEL, call_id])
+
+    def send_event(self, event: object) -> None:
+        """Hand a kernel event (serde JSON) to the plugin's ``on_plugin_event`` hook."""
+        if self.alive and not self._closing:
+            self._write([EVENT, event])
+
+    def _write(self, message: list[Any]) -> None:
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            writer.write(_encode(message))
+
+    def _received(self, data: bytes) -> None:
+        for message in self._decoder.feed(data):
+            kind = message[0]
+            if kind in (OK, FAIL):
+                entry = self._pending.pop(message[1], None)
+                if entry is None:
+                    if message[1] is None and not self._meta.done():  # the import failed
+                        self._meta.set_exception(self._import_error(message[2]))
+                    continue
+                future, method = entry
+                if future.done():
+                    continue
+                if kind == OK:
+                    future.set_result(message[2])
+                else:
+                    future.set_exception(_fault_error(self.spec.plugin_id, method, message[2]))
+            elif kind == CTX:
+                self._spawn(self._serve_context(message[1], message[2], message[3]))
+            elif kind == META and not self._meta.done():
+                self._meta.set_result([message[1], message[2]])
+
+    async def _serve_context(self, request_id: int, op: str, args: list[Any]) -> None:
+        try:
+            value = await self.handler(op, args)
+            frame = _encode([REPLY, request_id, True, value])
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - handed to the plugin
+            frame = _encode([REPLY, request_id, False, f"{type(exc).__name__}: {exc}"])
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            writer.write(frame)
+
+    def _import_error(self, fault: Mapping[str, Any]) -> PluginLoadError:
+        message = str(fault.get("message") or fault.get("type"))
+        return PluginLoadError(
+            f"worker of plugin {self.spec.plugin_id!r}: {message}",
+            plugin_id=self.spec.plugin_id,
+            distribution=self.spec.distribution,
+            entry_point=self.spec.entry_point,
+        )
+
+    def _gone_error(self, method: str) -> PluginError:
+        ending = self.exit or self._ending
+        pid = self.spec.plugin_id
+        if ending is None:
+            return PluginExecutionError(
+                f"plugin {pid!r}: its worker was shut down", plugin_id=pid, hook=method
+            )
+        kind = PluginTimeoutError if ending.cause == "deadline" else PluginExecutionError
+        return kind(f"plugin {pid!r}: {ending}", plugin_id=pid, hook=method)
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def terminate(self, reason: WorkerExit) -> None:
+        """End the worker's process group: SIGTERM now, SIGKILL after the grace period."""
+        if self._ending is None:
+            self._ending = reason
+        self._signal(signal.SIGTERM)
+        if self._killer is None:
+            self._killer = self._loop.call_later(self.spec.grace, self._signal, signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        pid = self.pid
+        if pid is None or self._reaped:  # a reaped pid may belong to someone else by now
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, number)
+
+    async def close(self) -> None:
+        """End the worker as the host's own decision: no exit listener hears of it.
+
+        The worker is asked to leave; past the grace period it is ended like
+        an overrunning one. Returns once nothing of its process group is left.
+        """
+        self._closing = True
+        if self.alive:
+            self._write([EXIT])
+            if self._writer is not None:
+                self._writer.close()
+            try:
+                await asyncio.wait_for(self.ended.wait(), self.spec.grace)
+            except TimeoutError:
+                self.terminate(WorkerExit("exited"))
+        await self.ended.wait()
+
+    async def _watch(self) -> None:
+        pid = self.pid
+        assert pid is not None
+        self.returncode = returncode = await wait(pid)
+        self._reaped = True
+        if self._killer is not None:
+            self._killer.cancel()
+        if self._ending is not None and (self._ending.cause != "exited" or not self._closing):
+            ended = self._ending
+        elif returncode is None:
+            ended = WorkerExit("exited")
+        else:
+            ended = WorkerExit.from_status(returncode, self.spec.memory_limit, MEMORY_EXIT)
+        self._ending = ended
+        if not self._closing:
+            self.exit = ended
+        pending, self._pending = self._pending, {}
+        for future, method in pending.values():
+            if not future.done():
+                future.set_exception(self._gone_error(method))
+        if not self._meta.done():
+            self._meta.set_exception(
+                PluginLoadError(
+                    f"worker of plugin {self.spec.plugin_id!r} ended before it reported the "
+                    f"plugin: {ended}",
+                    plugin_id=self.spec.plugin_id,
+                )
+            )
+        for transport in (self._writer, self._reader):
+            if transport is not None:
+                transport.close()
+        await end_group(pid)
+        self.ended.set()
+        if self.exit is not None:
+            for listener in self._listeners:
+                listener(self.exit)
+
+    def _spawn(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _members(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (Linux: read from /proc; else none known)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            found.append(int(entry))
+    return found
+
+
+async def end_group(pgid: int) -> None:
+    """SIGKILL what is left of process group ``pgid`` and wait until it is gone (Linux).
+
+    Elsewhere the group is sent SIGKILL and the function returns at once.
+    """
+    loop = asyncio.get_running_loop()
+    if not hasattr(os, "pidfd_open"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        return
+    for _ in range(8):  # a member forking while it is killed can need another round
+        members = _members(pgid)
+        if not members:
+            return
+        handles = []
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                handles.append(os.pidfd_open(pid))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        try:
+            for handle in handles:
+                gone = loop.create_future()
+                loop.add_reader(handle, _settle, gone)
+                try:
+                    await gone
+                finally:
+                    loop.remove_reader(handle)
+        finally:
+            for handle in handles:
+                os.close(handle)
+        if not handles:
+            return

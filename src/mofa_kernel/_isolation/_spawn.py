@@ -1,0 +1,187 @@
+"""Starting worker processes and learning how they ended, without polling.
+
+A worker is started with ``os.posix_spawn`` in a new session (so it leads a
+process group of its own), with its stdin on ``/dev/null``, its stdout and
+stderr the host's, and exactly two more descriptors: the pipes of the wire.
+Its end is awaited on a pidfd (Linux) or, elsewhere, by a thread blocked in
+``waitpid``. One *spare* worker, started ahead and waiting with mofa_kernel
+already imported, makes the next start (a restart, most often) cost the
+plugin's own import instead of an interpreter's start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._host import WorkerSpec
+
+__all__ = ["Launched", "launch", "set_spare_worker", "spares", "wait"]
+
+_ARGV = ("-m", "mofa_kernel._isolation._worker")
+
+
+@attrs.frozen
+class Launched:
+    """A started worker waiting for its spec: its pid and the host's ends of the two pipes."""
+
+    pid: int
+    reads: int
+    writes: int
+    key: tuple[str, frozenset[tuple[str, str]] | None]
+
+
+def _key(spec: WorkerSpec) -> tuple[str, frozenset[tuple[str, str]] | None]:
+    env = None if spec.env is None else frozenset(spec.env.items())
+    return (spec.python, env)
+
+
+def launch(spec: WorkerSpec) -> Launched:
+    """Start a worker process for ``spec``'s interpreter and environment."""
+    to_worker, host_writes = os.pipe()
+    host_reads, from_worker = os.pipe()
+    # The worker's ends go to two numbers above every pipe end, so no dup2 overwrites another.
+    child_reads = max(to_worker, host_writes, host_reads, from_worker) + 1
+    child_writes = child_reads + 1
+    argv = [spec.python, *_ARGV, str(child_reads), str(child_writes)]
+    env: Mapping[str, str] = os.environ if spec.env is None else spec.env
+    try:
+        pid = os.posix_spawn(
+            spec.python,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, to_worker, child_reads),
+                (os.POSIX_SPAWN_DUP2, from_worker, child_writes),
+            ],
+            setsid=True,
+        )
+    except BaseException:
+        os.close(host_reads)
+        os.close(host_writes)
+        raise
+    finally:
+        os.close(to_worker)
+        os.close(from_worker)
+    return Launched(pid, host_reads, host_writes, _key(spec))
+
+
+def _status(status: int) -> int:
+    """A wait status as asyncio reports it: the exit code, or minus the signal's number."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def wait(pid: int) -> int | None:
+    """Wait for child ``pid`` to end and reap it; ``None`` if someone else reaped it first."""
+    loop = asyncio.get_running_loop()
+    try:
+        if hasattr(os, "pidfd_open"):
+            handle = os.pidfd_open(pid)
+            try:
+                ended = loop.create_future()
+                loop.add_reader(handle, _settle, ended)
+                try:
+                    await ended
+                finally:
+                    loop.remove_reader(handle)
+            finally:
+                os.close(handle)
+            _, status = os.waitpid(pid, 0)  # noqa: ASYNC222 - it has ended: no wait
+        else:  # a thread blocked in waitpid: no polling either
+            _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+    except (ChildProcessError, ProcessLookupError):
+        return None
+    return _status(status)
+
+
+class _Spares:
+    """At most one started worker kept waiting for the next plugin to need one."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self._spare: Launched | None = None
+
+    def take(self, spec: WorkerSpec) -> Launched | None:
+        """The spare, if it suits ``spec`` and is still alive; the caller now owns it."""
+        spare = self._spare
+        if spare is None or spare.key != _key(spec):
+            return None
+        self._spare = None
+        try:
+            done, _ = os.waitpid(spare.pid, os.WNOHANG)
+        except ChildProcessError:
+            done = spare.pid
+        if done:
+            _discard(spare)
+            return None
+        return spare
+
+    def replenish(self, spec: WorkerSpec) -> None:
+        """Start a spare for workers like ``spec``'s, unless one is waiting already."""
+        if not self.enabled:
+            return
+        spare = self._spare
+        if spare is not None:
+            if spare.key == _key(spec):
+                return
+            self._spare = None
+            self._drop(spare)
+        self._spare = launch(spec)
+
+    def clear(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            self._drop(spare)
+
+    @staticmethod
+    def _drop(spare: Launched) -> None:
+        _discard(spare)  # the spare reads end of file and leaves
+        with contextlib.suppress(RuntimeError):  # no loop: it stays a zombie until the host exits
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(wait(spare.pid))
+            _reaping.add(task)
+            task.add_done_callback(_reaping.discard)
+
+
+_reaping: set[asyncio.Task[int | None]] = set()
+
+
+def _discard(spare: Launched) -> None:
+    for fd in (spare.reads, spare.writes):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+#: The spare worker of this host process.
+spares = _Spares()
+
+
+def set_spare_worker(enabled: bool) -> None:
+    """Keep (the default) or stop keeping a spare worker started ahead of need.
+
+    Without one, every worker start pays for an interpreter and mofa_kernel's
+    imports; with one, a worker's stdout and stderr are the host's as they
+    were when the spare started.
+    """
+    spares.enabled = enabled
+    if not enabled:
+        spares.clear()
+
+
+if sys.platform == "win32":  # pragma: no cover - the wire needs POSIX pipes and sessions
+    raise ImportError("process isolation needs a POSIX system")
