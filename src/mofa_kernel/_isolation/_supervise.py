@@ -1,0 +1,106 @@
+"""Restarting isolated plugins after their workers die: :class:`Supervisor`.
+
+The supervisor hears a proxy's :meth:`~IsolatedPlugin.on_worker_exit`, has
+the runtime record the crash (error state, ``PluginError``, dependents
+down), and asks it to bring the plugin back while the plugin's
+:class:`RestartPolicy` allows. What it needs from the runtime is the two
+verbs of :class:`SupervisionPort`; :func:`manager_port` provides them for
+:class:`~mofa_kernel.PluginManager`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Protocol
+
+from mofa_kernel._errors import PluginError
+from mofa_kernel._events import PluginEvent
+from mofa_kernel._types import PluginState
+
+from ._exit import RestartPolicy, WorkerExit
+
+if TYPE_CHECKING:
+    from mofa_kernel._manager import PluginManager
+
+    from ._proxy import IsolatedPlugin
+
+__all__ = ["SupervisionPort", "Supervisor", "manager_port"]
+
+
+class SupervisionPort(Protocol):
+    """What a supervisor asks of the runtime that owns the plugins' states."""
+
+    def crashed(self, plugin_id: str, message: str) -> None:
+        """Record that the plugin's worker ended (``message`` says how), unless already recorded:
+        error state, a ``PluginError`` event, its dependents taken down."""
+
+    async def restart(self, plugin_id: str) -> None:
+        """Bring the plugin from its error state back to RUNNING: unload, load, start."""
+
+
+class Supervisor:
+    """Watches isolated plugins and restarts them by their policies."""
+
+    def __init__(self, port: SupervisionPort) -> None:
+        self.port = port
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Crash reports and restarts, in order, for whoever wants to look (tests, stats).
+        self.history: list[tuple[str, str]] = []
+
+    def watch(self, proxy: IsolatedPlugin, policy: RestartPolicy | None = None) -> None:
+        """Handle every unasked end of ``proxy``'s workers under ``policy`` (default 3 in 60 s)."""
+        rules = policy if policy is not None else RestartPolicy()
+        proxy.on_worker_exit(lambda ended: self._crashed(proxy, rules, ended))
+
+    def _crashed(self, proxy: IsolatedPlugin, policy: RestartPolicy, ended: WorkerExit) -> None:
+        plugin_id = proxy.metadata.id
+        self.port.crashed(plugin_id, str(ended))
+        if not policy.allow():
+            self.history.append((plugin_id, "given up"))
+            return
+        self.history.append((plugin_id, "restarting"))
+        task = asyncio.get_running_loop().create_task(self._restart(plugin_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _restart(self, plugin_id: str) -> None:
+        try:
+            await self.port.restart(plugin_id)
+        except PluginError:
+            return  # recorded on the plugin; a worker that died again reports once more
+
+    async def settle(self) -> None:
+        """Wait for the restarts under way."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _ManagerPort:
+    """:class:`SupervisionPort` for today's :class:`~mofa_kernel.PluginManager`."""
+
+    def __init__(self, manager: PluginManager) -> None:
+        self.manager = manager
+
+    def crashed(self, plugin_id: str, message: str) -> None:
+        manager = self.manager
+        slot = manager._slot(plugin_id)
+        if slot.state.is_error or slot.state is PluginState.UNLOADED:
+            return  # the call that met the end has recorded it already
+        was_up = slot.state in (PluginState.RUNNING, PluginState.PAUSED)
+        slot.error = message
+        manager._set_state(slot, PluginState.error(message))
+        manager.emit(PluginEvent.PluginError(plugin_id=plugin_id, error=message))
+        if was_up:
+            manager._take_down_dependents(plugin_id)
+
+    async def restart(self, plugin_id: str) -> None:
+        manager = self.manager
+        if manager.state(plugin_id).is_error:
+            await manager.unload(plugin_id)
+        await manager.load(plugin_id)
+        await manager.start(plugin_id)
+
+
+def manager_port(manager: PluginManager) -> SupervisionPort:
+    """The supervision port of ``manager``."""
+    return _ManagerPort(manager)
