@@ -92,7 +92,7 @@ def _fault_error(plugin_id: str, hook: str, fault: Mapping[str, Any]) -> PluginE
     where = fault.get("where")
     if fault.get("kind") == "rejected":  # the plugin turned this input down; it stays running
         return PluginExecutionError(message)
-    text = f"{message} ({where})" if where else message
+    text = (f"{message} ({where})" if message else f"({where})") if where else message
     kind = _FAULT_TYPES.get(name)
     if kind is None:
         kind = _FAULT_TYPES[name] = type(name, (RemoteFault,), {"__module__": "builtins"})

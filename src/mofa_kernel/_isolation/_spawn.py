@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Launched", "launch", "set_spare_worker", "spares", "wait"]
 
-_ARGV = ("-m", "mofa_kernel._isolation._worker")
+#: ``-u``: the plugin's prints reach the host's stdout as they happen, not when a buffer fills.
+_ARGV = ("-u", "-m", "mofa_kernel._isolation._worker")
 
 
 @attrs.frozen

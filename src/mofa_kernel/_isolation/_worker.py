@@ -24,7 +24,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from . import _frames
 from ._frames import (
@@ -212,6 +212,7 @@ class _Worker:
         if not asyncio.iscoroutine(coro):
             self.send([OK, call_id, coro])
             return
+        coro = _guarded(coro)
         if _EAGER:  # the call's first step runs here; most calls end in it
             task = asyncio.Task(coro, loop=self.loop, eager_start=True)  # type: ignore[call-arg]
         else:
@@ -235,6 +236,8 @@ class _Worker:
         if exc is None:
             self.send([OK, call_id, task.result()])
         else:
+            if isinstance(exc, _Escaped) and exc.__cause__ is not None:
+                exc = exc.__cause__
             if isinstance(exc, MemoryError):
                 del task  # let the plugin's memory go before building the answer
             self.send([FAIL, call_id, _fault(exc)])
@@ -291,6 +294,7 @@ class _Worker:
             cap = int(limit) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         asyncio.set_event_loop(self.loop)
+        self.loop.set_exception_handler(_machinery_failed)
         self.loop.run_until_complete(self.serve(spec))
 
     def read_spec(self) -> dict[str, Any]:
@@ -314,10 +318,30 @@ class _Worker:
         await self.finished
 
 
+class _Escaped(Exception):
+    """Carries a SystemExit or KeyboardInterrupt out of a task; asyncio would re-raise those."""
+
+
+async def _guarded(coro: Any) -> Any:
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Escaped() from exc
+
+
 def _host_error(message: object) -> Exception:
     from mofa_kernel._errors import PluginError
 
     return PluginError(str(message))
+
+
+def _machinery_failed(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A callback of the worker itself raised: its calls would never be answered, so it ends."""
+    exc = context.get("exception")
+    if isinstance(exc, MemoryError):
+        _end(MEMORY_EXIT)
+    print(f"mofa worker: {context.get('message')}: {exc!r}", file=sys.stderr)
+    _end(70)
 
 
 def _flush() -> None:
@@ -326,7 +350,7 @@ def _flush() -> None:
             stream.flush()
 
 
-def _end(status: int) -> None:
+def _end(status: int) -> NoReturn:
     _flush()
     # os._exit: threads the plugin left running must not hold the process open.
     os._exit(status)

@@ -1,0 +1,441 @@
+"""Process isolation with installed distributions: each plugin in a worker of its own.
+
+The distributions are real dist-info folders on ``sys.path`` (see
+``_fakesite``); the worker finds them through ``importlib.metadata`` like pip
+installs. Every fault the issue lists is tried against a manager that also
+serves an inline bystander, which must keep answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _fakesite import FakeSite, fake_site
+from _isolated import BROKEN, FAULTY, HOOKS
+from mofa_kernel import (
+    AgentPlugin,
+    KernelEvent,
+    PluginConfig,
+    PluginError,
+    PluginExecutionError,
+    PluginLoadError,
+    PluginManager,
+    PluginMetadata,
+    PluginState,
+    PluginTimeoutError,
+    PluginType,
+)
+from mofa_kernel._isolation import IsolatedPlugin, RestartPolicy, WorkerExit, WorkerSpec
+from mofa_kernel._isolation._spawn import set_spare_worker
+from mofa_kernel._isolation._supervise import Supervisor, manager_port
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; pidfds")
+
+#: Not a timing assertion: only how long a broken test may hang before it fails.
+PATIENCE = 60.0
+
+
+class Bystander(AgentPlugin):
+    metadata = PluginMetadata(id="bystander", name="Bystander", plugin_type=PluginType.TOOL)
+
+    async def execute(self, input: str) -> str:
+        return f"bystander {input}"
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+class Watcher:
+    """Every event of a manager, and a way to await the first that matches."""
+
+    def __init__(self, manager: PluginManager) -> None:
+        self.events: list[KernelEvent] = []
+        self._waiters: list[tuple[Callable[[KernelEvent], bool], asyncio.Future[KernelEvent]]] = []
+        manager.add_listener(self._heard)
+
+    def _heard(self, event: KernelEvent) -> None:
+        self.events.append(event)
+        for matches, future in self._waiters:
+            if not future.done() and matches(event):
+                future.set_result(event)
+
+    async def first(self, matches: Callable[[KernelEvent], bool]) -> KernelEvent:
+        for event in self.events:
+            if matches(event):
+                return event
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((matches, future))
+        return await asyncio.wait_for(future, PATIENCE)
+
+    async def custom(self, name: str) -> KernelEvent:
+        return await self.first(lambda e: getattr(e, "event_type", None) == name)
+
+    async def running(self, plugin_id: str, times: int) -> None:
+        """Await the plugin's ``times``-th entry into RUNNING since the manager began."""
+
+        def entries() -> int:
+            return sum(
+                1
+                for e in self.events
+                if getattr(e, "plugin_id", None) == plugin_id
+                and getattr(e, "new_state", None) == PluginState.RUNNING
+            )
+
+        if entries() >= times:
+            return
+        await self.first(lambda e: entries() >= times and e is self.events[-1])
+
+
+def exits(proxy: IsolatedPlugin) -> asyncio.Queue[WorkerExit]:
+    queue: asyncio.Queue[WorkerExit] = asyncio.Queue()
+    proxy.on_worker_exit(queue.put_nowait)
+    return queue
+
+
+async def next_exit(queue: asyncio.Queue[WorkerExit]) -> WorkerExit:
+    return await asyncio.wait_for(queue.get(), PATIENCE)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSite]:
+    fake = next(fake_site(tmp_path, monkeypatch))
+    fake.add("iso-faulty", plugins={"faulty": "isofaulty:Faulty"}, files={"isofaulty.py": FAULTY})
+    fake.add("iso-hooks", plugins={"hooky": "isohooks"}, files={"isohooks.py": HOOKS})
+    fake.add("iso-broken", plugins={"broken": "isobroken:Plugin"}, files={"isobroken.py": BROKEN})
+    yield fake
+    fake.forget_modules()
+
+
+class Kernel:
+    """A manager serving one isolated plugin beside the inline bystander."""
+
+    def __init__(self, manager: PluginManager, proxy: IsolatedPlugin) -> None:
+        self.manager = manager
+        self.proxy = proxy
+        self.watcher = Watcher(manager)
+        self.exits = exits(proxy)
+        self.supervisor = Supervisor(manager_port(manager))
+
+    async def execute(self, input: str) -> str:
+        return await self.manager.execute(self.proxy.metadata.id, input)
+
+    async def bystander_serves(self) -> None:
+        assert await self.manager.execute("bystander", "still here") == "bystander still here"
+
+
+@pytest.fixture
+async def make_kernel(site: FakeSite) -> AsyncIterator[Callable[..., Any]]:
+    managers: list[PluginManager] = []
+
+    async def make(
+        plugin_id: str = "faulty",
+        entry_point: str = "isofaulty:Faulty",
+        *,
+        timeout: float = 10.0,
+        settings: dict[str, Any] | None = None,
+        memory_limit: int | None = None,
+        policy: RestartPolicy | None = None,
+        start: bool = True,
+    ) -> Kernel:
+        spec = WorkerSpec(plugin_id, entry_point, memory_limit=memory_limit, grace=0.5)
+        proxy = await IsolatedPlugin.spawn(spec, deadline=timeout)
+        manager = PluginManager(timeout=timeout)
+        managers.append(manager)
+        manager.register(Bystander())
+        manager.register(proxy, config=PluginConfig(settings or {}), timeout=timeout)
+        kernel = Kernel(manager, proxy)
+        kernel.supervisor.watch(proxy, policy or RestartPolicy(max_restarts=0))
+        if start:
+            await manager.load_all()
+            await manager.start_all()
+        return kernel
+
+    yield make
+    for manager in managers:
+        await manager.shutdown()
+
+
+# -- the same plugin, across the boundary ------------------------------------------------------
+
+
+async def test_the_host_learns_metadata_from_the_worker_and_never_imports_the_plugin(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel()
+    assert kernel.proxy.metadata.version == "2.5"
+    assert kernel.manager.state("faulty") == PluginState.RUNNING
+    assert "isofaulty" not in sys.modules
+    assert await kernel.execute("imported") == "isofaulty"
+    worker = int(await kernel.execute("pid"))
+    assert worker != os.getpid()
+    assert worker == kernel.proxy.worker_pid
+
+
+async def test_shared_state_and_events_cross_the_boundary(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel()
+    kernel.manager.shared_state.set("counter", 41)
+    assert await kernel.execute("state") == "42"
+    assert kernel.manager.shared_state.get("counter") == 42
+    assert kernel.manager.shared_state.get("log") == ["visited"]
+    kernel.manager.shared_state.set("log", ["host"])
+    await kernel.execute("state")
+    assert kernel.manager.shared_state.get("log") == ["host", "visited"]
+
+
+async def test_a_hook_module_plugin_gets_its_config_and_observes_host_events(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel("hooky", "isohooks", settings={"greeting": "hi"})
+    assert await kernel.execute("setting") == "hi"
+    seen = await kernel.execute("seen")
+    assert "PluginLoaded:bystander" in seen.split()
+    assert "StateChanged:hooky" in seen.split()
+
+
+async def test_a_plugin_that_cannot_be_imported_fails_to_spawn(site: FakeSite) -> None:
+    with pytest.raises(PluginLoadError, match="RuntimeError: this plugin cannot be imported"):
+        await IsolatedPlugin.spawn(WorkerSpec("broken", "isobroken:Plugin"))
+
+
+async def test_failures_read_as_they_would_inline(make_kernel: Callable[..., Any]) -> None:
+    kernel = await make_kernel()
+    with pytest.raises(PluginExecutionError, match="no thanks"):
+        await kernel.execute("reject")
+    assert kernel.manager.state("faulty") == PluginState.RUNNING
+    with pytest.raises(PluginExecutionError) as raised:
+        await kernel.execute("raise")
+    assert str(raised.value).startswith("execute failed: ValueError: bad input (isofaulty.py:")
+    assert kernel.manager.state("faulty").is_error
+
+
+async def test_a_caught_sys_exit_fails_the_call_and_the_worker_lives_on(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel()
+    pid = kernel.proxy.worker_pid
+    assert pid is not None
+    with pytest.raises(PluginExecutionError, match=r"^execute failed: SystemExit: 4 \(isofaulty"):
+        await kernel.execute("sys.exit")
+    assert running(pid)
+    await kernel.manager.unload("faulty")
+    assert not running(pid)
+
+
+async def test_stats_and_state_carried_from_one_worker_to_the_next(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel()
+    await kernel.execute("one")
+    await kernel.execute("two")
+    await kernel.manager.health_check()
+    assert kernel.proxy.stats() == {"count": 2}
+    saved = await kernel.proxy.save_state()
+    other = await make_kernel()
+    await other.proxy.restore_state(saved)
+    await other.execute("three")
+    assert await other.proxy.save_state() == {"count": 3}
+
+
+async def test_the_plugin_prints_to_the_hosts_stdout(
+    make_kernel: Callable[..., Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    set_spare_worker(False)  # a spare would keep the stdout of the moment it started
+    try:
+        kernel = await make_kernel()
+        assert await kernel.execute("print") == "printed"
+        await kernel.manager.unload_all()
+    finally:
+        set_spare_worker(True)
+    assert "printed by the isolated plugin" in capfd.readouterr().out
+
+
+# -- deaths -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("input", "reason"),
+    [("exit", "worker exited with code 1"), ("segv", "worker killed by SIGSEGV")],
+)
+async def test_a_dying_worker_costs_only_its_plugin(
+    make_kernel: Callable[..., Any], input: str, reason: str
+) -> None:
+    kernel = await make_kernel()
+    pid = kernel.proxy.worker_pid
+    with pytest.raises(PluginExecutionError, match=f"plugin 'faulty': {reason}$"):
+        await kernel.execute(input)
+    assert str(await next_exit(kernel.exits)) == reason
+    assert kernel.manager.state("faulty") == PluginState.error(reason)
+    failure = await kernel.watcher.first(lambda e: getattr(e, "error", None) == reason)
+    assert failure.plugin_id == "faulty"  # type: ignore[attr-defined]
+    assert pid is not None and not running(pid)
+    await kernel.bystander_serves()
+    with pytest.raises(PluginError, match="cannot execute"):
+        await kernel.execute("again")
+
+
+async def test_a_loop_that_never_yields_is_cut_off_at_its_deadline(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel(timeout=1.0)
+    pid = kernel.proxy.worker_pid
+    call = asyncio.create_task(kernel.execute("spin"))
+    await kernel.watcher.custom("spin")
+    await kernel.bystander_serves()  # the host's loop is free while the worker spins
+    with pytest.raises(PluginTimeoutError, match="execute timed out after 1s"):
+        await call
+    ended = await next_exit(kernel.exits)
+    assert ended.cause == "deadline"
+    assert str(ended) == "worker ended: execute overran its deadline (1s)"
+    assert kernel.manager.state("faulty").is_error
+    assert pid is not None and not running(pid)
+    await kernel.bystander_serves()
+
+
+@pytest.mark.parametrize(
+    ("hook", "before"),
+    [
+        ("load", []),
+        ("init_plugin", ["load"]),
+        ("start", ["load", "init_plugin"]),
+        ("pause", ["load", "start"]),
+        ("resume", ["load", "start", "pause"]),
+        ("stop", ["load", "start"]),
+        ("unload", ["load"]),
+    ],
+)
+async def test_a_hang_in_a_lifecycle_hook_ends_the_worker(
+    make_kernel: Callable[..., Any], hook: str, before: list[str]
+) -> None:
+    kernel = await make_kernel(timeout=1.0, settings={"hang": hook}, start=False)
+    manager = kernel.manager
+    await manager.load("bystander")
+    await manager.start("bystander")
+    for step in before:
+        await getattr(manager, step)("faulty")
+    pid = kernel.proxy.worker_pid
+    with pytest.raises(PluginError, match=f"{hook} timed out after 1s"):
+        await getattr(manager, hook)("faulty")
+    ended = await next_exit(kernel.exits) if hook != "unload" else None
+    if ended is not None:
+        assert str(ended) == f"worker ended: {hook} overran its deadline (1s)"
+    assert manager.state("faulty").is_error
+    assert pid is not None and not running(pid)
+    await kernel.bystander_serves()
+
+
+async def test_a_cancelled_call_is_cancelled_in_the_worker_which_lives_on(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel()
+    pid = kernel.proxy.worker_pid
+    call = asyncio.create_task(kernel.execute("wait"))
+    await kernel.watcher.custom("wait")
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await kernel.execute("pid") == str(pid)
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+
+async def test_memory_under_the_cap(make_kernel: Callable[..., Any]) -> None:
+    kernel = await make_kernel(memory_limit=256)
+    kept = await kernel.execute("hog-and-keep")  # the plugin catches MemoryError: it lives on
+    assert kept.startswith("kept ")
+    assert int(kept.split()[1]) < 256
+    with pytest.raises(PluginExecutionError, match=r"^execute failed: MemoryError"):
+        await kernel.execute("hog")
+    await kernel.bystander_serves()
+
+
+async def test_a_worker_out_of_memory_says_so(make_kernel: Callable[..., Any]) -> None:
+    kernel = await make_kernel(memory_limit=256)
+    reason = "worker exceeded its memory limit (256 MiB)"
+    with pytest.raises(PluginExecutionError, match=re.escape(f"plugin 'faulty': {reason}")):
+        await kernel.execute("huge-answer")  # the answer fits, its frame does not
+    assert str(await next_exit(kernel.exits)) == reason
+    assert kernel.manager.state("faulty") == PluginState.error(reason)
+
+
+# -- nothing left behind -----------------------------------------------------------------------
+
+
+async def test_unload_ends_the_worker_its_threads_and_its_children(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel()
+    worker = kernel.proxy.worker_pid
+    child = int(await kernel.execute("leak"))
+    assert worker is not None and running(worker) and running(child)
+    await kernel.manager.stop("faulty")
+    await asyncio.wait_for(kernel.manager.unload("faulty"), PATIENCE)
+    assert not running(worker)
+    assert not running(child)
+    assert kernel.proxy.worker_pid is None
+
+
+async def test_a_crash_ends_what_the_worker_started(make_kernel: Callable[..., Any]) -> None:
+    kernel = await make_kernel()
+    child = int(await kernel.execute("leak"))
+    with pytest.raises(PluginExecutionError):
+        await kernel.execute("exit")
+    await next_exit(kernel.exits)
+    assert not running(child)
+
+
+# -- restarts -----------------------------------------------------------------------------------
+
+
+async def test_restarts_follow_the_policy_then_the_plugin_stays_down(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel(policy=RestartPolicy(max_restarts=2, restart_window=3600))
+    manager, watcher = kernel.manager, kernel.watcher
+    for crash in (1, 2):
+        first = await kernel.execute("pid")
+        before = len(watcher.events)
+        with pytest.raises(PluginExecutionError):
+            await kernel.execute("exit")
+        await watcher.running("faulty", 1 + crash)
+        assert await kernel.execute("pid") != first, f"crash {crash}: a new worker serves"
+    states = [
+        e.new_state  # type: ignore[attr-defined]
+        for e in watcher.events[before:]
+        if getattr(e, "plugin_id", None) == "faulty" and hasattr(e, "new_state")
+    ]
+    assert states == [
+        PluginState.error("worker exited with code 1"),
+        PluginState.UNLOADED,
+        PluginState.LOADING,
+        PluginState.LOADED,
+        PluginState.RUNNING,
+    ]
+    with pytest.raises(PluginExecutionError):
+        await kernel.execute("exit")
+    await next_exit(kernel.exits)
+    await next_exit(kernel.exits)
+    await next_exit(kernel.exits)
+    await kernel.supervisor.settle()
+    assert manager.state("faulty") == PluginState.error("worker exited with code 1")
+    assert kernel.supervisor.history == [
+        ("faulty", "restarting"),
+        ("faulty", "restarting"),
+        ("faulty", "given up"),
+    ]
