@@ -282,8 +282,9 @@ async def test_a_dying_worker_costs_only_its_plugin(
     assert str(await next_exit(kernel.exits)) == reason
     assert kernel.manager.state("faulty") == PluginState.error(reason)
     failure = await kernel.watcher.first(lambda e: getattr(e, "error", None) == reason)
-    assert failure.plugin_id == "faulty"  # type: ignore[attr-defined]
-    assert pid is not None and not running(pid)
+    assert failure.plugin_id == "faulty"
+    assert pid is not None
+    assert not running(pid)
     await kernel.bystander_serves()
     with pytest.raises(PluginError, match="cannot execute"):
         await kernel.execute("again")
@@ -303,7 +304,8 @@ async def test_a_loop_that_never_yields_is_cut_off_at_its_deadline(
     assert ended.cause == "deadline"
     assert str(ended) == "worker ended: execute overran its deadline (1s)"
     assert kernel.manager.state("faulty").is_error
-    assert pid is not None and not running(pid)
+    assert pid is not None
+    assert not running(pid)
     await kernel.bystander_serves()
 
 
@@ -335,7 +337,8 @@ async def test_a_hang_in_a_lifecycle_hook_ends_the_worker(
     if ended is not None:
         assert str(ended) == f"worker ended: {hook} overran its deadline (1s)"
     assert manager.state("faulty").is_error
-    assert pid is not None and not running(pid)
+    assert pid is not None
+    assert not running(pid)
     await kernel.bystander_serves()
 
 
@@ -383,7 +386,9 @@ async def test_unload_ends_the_worker_its_threads_and_its_children(
     kernel = await make_kernel()
     worker = kernel.proxy.worker_pid
     child = int(await kernel.execute("leak"))
-    assert worker is not None and running(worker) and running(child)
+    assert worker is not None
+    assert running(worker)
+    assert running(child)
     await kernel.manager.stop("faulty")
     await asyncio.wait_for(kernel.manager.unload("faulty"), PATIENCE)
     assert not running(worker)
@@ -416,7 +421,7 @@ async def test_restarts_follow_the_policy_then_the_plugin_stays_down(
         await watcher.running("faulty", 1 + crash)
         assert await kernel.execute("pid") != first, f"crash {crash}: a new worker serves"
     states = [
-        e.new_state  # type: ignore[attr-defined]
+        e.new_state
         for e in watcher.events[before:]
         if getattr(e, "plugin_id", None) == "faulty" and hasattr(e, "new_state")
     ]
