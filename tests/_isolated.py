@@ -99,8 +99,6 @@ class Faulty(AgentPlugin, HotReloadable):
             except MemoryError:
                 self.hoard = hoard
                 return f"kept {len(hoard)} MiB"
-        if input == "huge-answer":
-            return "x" * (120 << 20)
         if input == "reject":
             from mofa_kernel import PluginExecutionError
 

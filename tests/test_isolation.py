@@ -371,8 +371,10 @@ async def test_memory_under_the_cap(make_kernel: Callable[..., Any]) -> None:
 async def test_a_worker_out_of_memory_says_so(make_kernel: Callable[..., Any]) -> None:
     kernel = await make_kernel(memory_limit=256)
     reason = "worker exceeded its memory limit (256 MiB)"
+    kept = await kernel.execute("hog-and-keep")  # the plugin keeps all the memory it got
+    assert kept.startswith("kept ")
     with pytest.raises(PluginExecutionError, match=re.escape(f"plugin 'faulty': {reason}")):
-        await kernel.execute("huge-answer")  # the answer fits, its frame does not
+        await kernel.execute("y" * (4 << 20))  # no room left to read it
     assert str(await next_exit(kernel.exits)) == reason
     assert kernel.manager.state("faulty") == PluginState.error(reason)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+from json.encoder import encode_basestring as _quote
 from typing import Any, Final
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "FrameDecoder",
     "FrameError",
     "encode",
+    "encode_call",
+    "encode_ok",
 ]
 
 HEADER: Final = struct.Struct(">I")
@@ -53,6 +56,7 @@ FAIL: Final = "fail"  # ["fail", id, fault]: a CALL raised (id null: the import 
 CTX: Final = "ctx"  # ["ctx", id, op, args]: a PluginContext request to the host
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_loads = json.JSONDecoder().decode
 _pack = HEADER.pack
 
 
@@ -64,6 +68,22 @@ def encode(message: list[Any]) -> bytes:
     """One frame, header included, ready for a single write."""
     body = _dumps(message).encode()
     return _pack(len(body)) + body
+
+
+def encode_call(call_id: int, method: str, args: list[Any]) -> bytes:
+    """The frame of ``["call", call_id, method, args]``; quick for one text argument."""
+    if len(args) == 1 and type(args[0]) is str:
+        body = f'["call",{call_id},"{method}",[{_quote(args[0])}]]'.encode()
+        return _pack(len(body)) + body
+    return encode([CALL, call_id, method, args])
+
+
+def encode_ok(call_id: int, value: Any) -> bytes:
+    """The frame of ``["ok", call_id, value]``; quick for a text answer."""
+    if type(value) is str:
+        body = f'["ok",{call_id},{_quote(value)}]'.encode()
+        return _pack(len(body)) + body
+    return encode([OK, call_id, value])
 
 
 class FrameDecoder:
@@ -98,7 +118,7 @@ class FrameDecoder:
 
 def _decode(body: bytes) -> list[Any]:
     try:
-        message = json.loads(body)
+        message = _loads(body.decode())
     except ValueError as exc:
         raise FrameError(f"frame is not JSON: {exc}") from None
     if not isinstance(message, list) or not message or not isinstance(message[0], str):

@@ -8,22 +8,25 @@ entry point itself, adapts it as the host would (class-style or hook module),
 and answers with the plugin's metadata. Then it serves calls until the host
 says ``exit`` or goes away.
 
-Each call runs as a task of the worker's event loop, started eagerly where
-Python allows (3.12+), so that a call that never suspends is answered from
-the read callback without a second trip through the loop. A fault the worker
-survives is returned as the failure of that call; a ``MemoryError`` that
-escapes the worker's own machinery ends it with :data:`MEMORY_EXIT`.
+The hot path costs no task and no turn of the event loop: while nothing
+else could run, the serving task blocks on the pipe, and a call runs its
+first step right where it is read; most calls end in it. A call that
+suspends takes the serving task over (see :meth:`_Worker.serve`). A fault
+the worker survives is returned as the failure of that call; a
+``MemoryError`` that escapes the worker's own machinery ends it with
+:data:`MEMORY_EXIT`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from . import _frames
@@ -36,11 +39,11 @@ from ._frames import (
     FAIL,
     MEMORY_EXIT,
     META,
-    OK,
     REPLY,
     SPEC,
     FrameDecoder,
     encode,
+    encode_ok,
 )
 
 if TYPE_CHECKING:
@@ -68,7 +71,6 @@ _METHODS: Final = frozenset(
         "refresh",
     }
 )
-_EAGER: Final = sys.version_info >= (3, 12)
 
 
 def _fault(exc: BaseException, kind: str = "raised") -> dict[str, Any]:
@@ -105,47 +107,117 @@ class _Worker:
         self.requests: dict[int, asyncio.Future[Any]] = {}
         self.next_request = 0
         self.tasks: set[asyncio.Task[Any]] = set()
-        #: Calls that suspended, by call id, so that a ``cancel`` can reach them.
+        #: Calls that suspended, by call id: the task that runs each, for ``cancel``.
         self.running: dict[int, asyncio.Task[Any]] = {}
-        self.finished = self.loop.create_future()
+        #: Messages read and not yet handled.
+        self.backlog: collections.deque[list[Any]] = collections.deque()
+        #: Tasks of the loop not yet done (see :meth:`make_task`).
+        self.live_tasks = 0
+        self.loop.set_task_factory(self.make_task)
+        #: Done when the worker should leave.
+        self.ended = self.loop.create_future()
         #: Whether the host said goodbye (``exit``) rather than vanishing (end of file).
         self.dismissed = False
 
     # -- I/O --------------------------------------------------------------------------------
 
     def send(self, message: list[Any]) -> None:
+        self.write(encode(message))
+
+    def answer(self, call_id: int, value: Any) -> None:
         try:
-            frame = encode(message)
-        except (TypeError, ValueError) as exc:
-            if message[0] != OK:
-                raise
+            frame = encode_ok(call_id, value)
+        except (TypeError, ValueError) as exc:  # not JSON: the call fails, the worker lives on
             fault = {"type": "TypeError", "message": str(exc), "where": None, "kind": "wire"}
-            frame = encode([FAIL, message[1], fault])
-        view = memoryview(frame)
-        while view:
-            written = os.write(self.write_fd, view)
-            view = view[written:]
+            frame = encode([FAIL, call_id, fault])
+        self.write(frame)
 
-    def readable(self) -> None:
+    def write(self, frame: bytes) -> None:
+        written = os.write(self.write_fd, frame)
+        if written < len(frame):
+            view = memoryview(frame)[written:]
+            while view:
+                view = view[os.write(self.write_fd, view) :]
+
+    def quiet(self) -> bool:
+        """Whether nothing but the serving task could run: no call, request, task or callback.
+
+        Then reading the pipe may block the loop, which saves the loop's turns
+        on the hot path. Loops without the (CPython) queues looked at here are
+        never quiet: they are always served through the loop.
+        """
+        if self.running or self.requests or self.live_tasks > 1:
+            return False
+        loop = self.loop
+        ready = getattr(loop, "_ready", None)
+        scheduled = getattr(loop, "_scheduled", None)
+        return ready is not None and scheduled is not None and not ready and not scheduled
+
+    def make_task(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **options: Any
+    ) -> asyncio.Task[Any]:
+        """The loop's task factory: counts the live tasks, the plugin's own included."""
+        task = asyncio.Task(coro, loop=loop, **options)
+        self.live_tasks += 1
+        task.add_done_callback(self.task_done)
+        return task
+
+    def task_done(self, task: asyncio.Task[Any]) -> None:
+        self.live_tasks -= 1
+
+    async def readable(self) -> bytes:
+        """The next bytes from the host, waiting through the loop."""
+        arrived = self.loop.create_future()
+        self.loop.add_reader(self.read_fd, _settle, arrived)
         try:
-            data = os.read(self.read_fd, 1 << 16)
-        except OSError:
-            data = b""
-        if not data:
-            self.finish()
-            return
-        for message in self.decoder.feed(data):
-            self.dispatch(message)
+            await arrived
+        finally:
+            self.loop.remove_reader(self.read_fd)
+        return self.read()
 
-    def finish(self) -> None:
-        if not self.finished.done():
-            self.finished.set_result(None)
+    def read(self) -> bytes:
+        try:
+            return os.read(self.read_fd, 1 << 16)
+        except OSError:
+            return b""
+
+    def leave(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+    async def serve(self) -> None:
+        """Handle messages until the host leaves.
+
+        A call runs its first step right here; one that suspends takes this
+        task over for the rest of its life (so ``asyncio.current_task()`` is
+        the same throughout the call) and a new task serves on.
+        """
+        backlog = self.backlog
+        while not self.ended.done():
+            if not backlog:
+                data = self.read() if self.quiet() else await self.readable()
+                if not data:
+                    self.leave()
+                    return
+                backlog.extend(self.decoder.feed(data))
+            while backlog:
+                message = backlog.popleft()
+                if message[0] != CALL:
+                    self.dispatch(message)
+                    continue
+                begun = self.begin(message[1], message[2], message[3])
+                if begun is not None:
+                    self.serve_on()
+                    await self.finish(message[1], *begun)
+                    return
+
+    def serve_on(self) -> None:
+        """Start a task that serves; the worker ends if one fails (its calls would hang)."""
+        self.loop.create_task(self.serve()).add_done_callback(_served)
 
     def dispatch(self, message: list[Any]) -> None:
         kind = message[0]
-        if kind == CALL:
-            self.call(message[1], message[2], message[3])
-        elif kind == REPLY:
+        if kind == REPLY:
             future = self.requests.pop(message[1], None)
             if future is not None and not future.done():
                 if message[2]:
@@ -160,7 +232,7 @@ class _Worker:
             self.observe(message[1])
         elif kind == EXIT:
             self.dismissed = True
-            self.finish()
+            self.leave()
         else:
             raise _frames.FrameError(f"unexpected message {kind!r}")
 
@@ -189,58 +261,56 @@ class _Worker:
         self.observer = hooks.get("on_plugin_event")
         self.send([META, to_data(plugin.metadata), sorted(hooks)])
 
-    def call(self, call_id: int, method: str, args: list[Any]) -> None:
+    def begin(self, call_id: int, method: str, args: list[Any]) -> tuple[Any, Any] | None:
+        """Start the call; answer it if it ends in its first step, else return (coroutine, what
+        it waits for)."""
         plugin = self.plugin
         if plugin is None or method not in _METHODS:
             fault = {"type": "PluginError", "message": f"no method {method!r}", "kind": "wire"}
             self.send([FAIL, call_id, fault])
-            return
+            return None
         try:
             if method == "stats":
-                self.send([OK, call_id, plugin.stats()])
-                return
+                self.answer(call_id, plugin.stats())
+                return None
             if method == "load":
                 args = [self.context(args[0])]
             bound = getattr(plugin, method, None)
             if bound is None:  # refresh, save_state, restore_state of a plain AgentPlugin
-                self.send([OK, call_id, None])
-                return
+                self.answer(call_id, None)
+                return None
             coro = bound(*args)
+            if not asyncio.iscoroutine(coro):
+                self.answer(call_id, coro)
+                return None
+            try:
+                pending = coro.send(None)
+            except StopIteration as stop:
+                self.answer(call_id, stop.value)
+                return None
         except _FAULTS as exc:
-            self.send([FAIL, call_id, _fault(exc)])
-            return
-        if not asyncio.iscoroutine(coro):
-            self.send([OK, call_id, coro])
-            return
-        coro = _guarded(coro)
-        if _EAGER:  # the call's first step runs here; most calls end in it
-            task = asyncio.Task(coro, loop=self.loop, eager_start=True)  # type: ignore[call-arg]
-        else:
-            task = self.loop.create_task(coro)
-        if task.done():
-            self.answer(call_id, task)
-            return
+            self.fail(call_id, exc)
+            return None
+        return coro, pending
+
+    async def finish(self, call_id: int, coro: Any, pending: Any) -> None:
+        """Drive a call that suspended to its end, in the current task, and answer it."""
+        task = asyncio.current_task()
+        assert task is not None
         self.running[call_id] = task
-        task.add_done_callback(lambda done: self.answered(call_id, done))
-
-    def answered(self, call_id: int, task: asyncio.Task[Any]) -> None:
-        del self.running[call_id]
-        self.answer(call_id, task)
-
-    def answer(self, call_id: int, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            fault = {"type": "CancelledError", "message": "", "where": None, "kind": "raised"}
-            self.send([FAIL, call_id, fault])
-            return
-        exc = task.exception()
-        if exc is None:
-            self.send([OK, call_id, task.result()])
+        try:
+            result = await _Resume(coro, pending)
+        except _FAULTS as exc:
+            self.fail(call_id, exc)
         else:
-            if isinstance(exc, _Escaped) and exc.__cause__ is not None:
-                exc = exc.__cause__
-            if isinstance(exc, MemoryError):
-                del task  # let the plugin's memory go before building the answer
-            self.send([FAIL, call_id, _fault(exc)])
+            self.answer(call_id, result)
+        finally:
+            del self.running[call_id]
+
+    def fail(self, call_id: int, exc: BaseException) -> None:
+        if isinstance(exc, MemoryError):
+            exc.__traceback__ = None  # let the plugin's memory go before building the answer
+        self.send([FAIL, call_id, _fault(exc)])
 
     def context(self, data: dict[str, Any]) -> PluginContext:
         from mofa_kernel._metadata import PluginConfig
@@ -293,9 +363,13 @@ class _Worker:
 
             cap = int(limit) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        if spec.get("sys_path"):
+            sys.path[:] = spec["sys_path"]
         asyncio.set_event_loop(self.loop)
         self.loop.set_exception_handler(_machinery_failed)
-        self.loop.run_until_complete(self.serve(spec))
+        self.import_plugin(spec)
+        self.serve_on()
+        self.loop.run_until_complete(self.ended)
 
     def read_spec(self) -> dict[str, Any]:
         while True:
@@ -305,28 +379,49 @@ class _Worker:
             messages = self.decoder.feed(data)
             if messages:
                 message = messages[0]
-                if message[0] != SPEC or len(messages) > 1:
-                    raise _frames.FrameError("the first message must be the plugin's spec alone")
+                if message[0] != SPEC:
+                    raise _frames.FrameError("the first message must be the plugin's spec")
+                self.backlog.extend(messages[1:])
                 spec: dict[str, Any] = message[1]
                 return spec
 
-    async def serve(self, spec: dict[str, Any]) -> None:
-        if spec.get("sys_path"):
-            sys.path[:] = spec["sys_path"]
-        self.import_plugin(spec)
-        self.loop.add_reader(self.read_fd, self.readable)
-        await self.finished
+
+class _Resume:
+    """Drive an already-started coroutine from the current task, step by step."""
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Any, pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro = self._coro
+        pending = self._pending
+        while True:
+            try:
+                yield pending
+            except BaseException as exc:  # noqa: BLE001 - every throw is handed on to the plugin
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(None)
+                except StopIteration as stop:
+                    return stop.value
 
 
-class _Escaped(Exception):
-    """Carries a SystemExit or KeyboardInterrupt out of a task; asyncio would re-raise those."""
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
-async def _guarded(coro: Any) -> Any:
-    try:
-        return await coro
-    except (SystemExit, KeyboardInterrupt) as exc:
-        raise _Escaped() from exc
+def _served(task: asyncio.Task[None]) -> None:
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None:
+        _machinery_failed(task.get_loop(), {"message": "serving failed", "exception": exc})
 
 
 def _host_error(message: object) -> Exception:
