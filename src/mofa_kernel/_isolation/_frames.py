@@ -27,6 +27,7 @@ __all__ = [
     "MEMORY_EXIT",
     "META",
     "OK",
+    "READY",
     "REPLY",
     "SPEC",
     "FrameDecoder",
@@ -50,6 +51,7 @@ REPLY: Final = "reply"  # ["reply", id, ok, value]: the answer to a worker's CTX
 CANCEL: Final = "cancel"  # ["cancel", id]: the caller gave up on a CALL; cancel its task
 EXIT: Final = "exit"  # ["exit"]: finish and leave
 # Worker -> host.
+READY: Final = "ready"  # ["ready"]: started, mofa_kernel imported; waiting for its spec
 META: Final = "meta"  # ["meta", metadata, hooks]: the plugin is imported; who it is
 OK: Final = "ok"  # ["ok", id, value]: a CALL returned
 FAIL: Final = "fail"  # ["fail", id, fault]: a CALL raised (id null: the import failed)

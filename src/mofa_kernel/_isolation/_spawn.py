@@ -144,6 +144,19 @@ class _Spares:
             self._drop(spare)
         self._spare = launch(spec)
 
+    async def warm(self) -> None:
+        """Wait until the spare, if any, has started and imported mofa_kernel."""
+        spare = self._spare
+        if spare is None:
+            return
+        loop = asyncio.get_running_loop()
+        said = loop.create_future()
+        loop.add_reader(spare.reads, _settle, said)
+        try:
+            await said
+        finally:
+            loop.remove_reader(spare.reads)
+
     def clear(self) -> None:
         spare, self._spare = self._spare, None
         if spare is not None:

@@ -39,6 +39,7 @@ from ._frames import (
     FAIL,
     MEMORY_EXIT,
     META,
+    READY,
     REPLY,
     SPEC,
     FrameDecoder,
@@ -466,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
         os.set_inheritable(fd, False)  # children the plugin starts must not hold the pipes
     worker = _Worker(read_fd, write_fd)
     _preload()
+    worker.send([READY])
     try:
         worker.run()
     except MemoryError:
