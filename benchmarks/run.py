@@ -11,8 +11,9 @@ run: the standard library's entry-point scan, stevedore's cache cold and warm
 (installed into this environment with pip if missing, full mode only),
 pluggy's ``load_setuptools_entrypoints``, a bare ``await``, ``asyncio.timeout``,
 ``wait_for``, ``asyncio.gather`` and a ``multiprocessing.Pipe`` ping-pong (see
-``isolation.py``). Every figure is a median over repeated runs; anchors and mofa-kernel are interleaved so that a busy moment of the
-machine hits both alike. It prints the goals table and writes the Markdown
+``isolation.py``). Every figure is a median over repeated runs; anchors and
+mofa-kernel are interleaved so that a busy moment of the machine hits both
+alike. It prints the goals table and writes the Markdown
 page, keeping the hot-reload benchmark's own section (between its
 ``hot-reload`` markers) as it finds it.
 """
