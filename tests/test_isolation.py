@@ -9,6 +9,7 @@ serves an inline bystander, which must keep answering.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -446,3 +447,39 @@ async def test_restarts_follow_the_policy_then_the_plugin_stays_down(
         ("faulty", "restarting"),
         ("faulty", "given up"),
     ]
+
+
+# -- configuration and the command line ---------------------------------------------------------
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    from mofa_kernel._cli import main
+
+    code = main(list(argv))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_list_and_info_show_the_isolation_and_info_asks_the_worker(
+    site: FakeSite, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "mofa.toml"
+    config.write_text(
+        '[kernel]\nisolation = "process"\n[plugins.hooky]\nisolation = "inline"\n',
+        encoding="utf-8",
+    )
+    code, rows = run_cli(capsys, "--config", str(config), "plugins", "list", "--json")
+    assert code == 0
+    assert {row["id"]: row["isolation"] for row in rows} == {
+        "broken": "process",
+        "faulty": "process",
+        "hooky": "inline",
+    }
+    code, info = run_cli(capsys, "--config", str(config), "plugins", "info", "faulty", "--json")
+    assert code == 0
+    assert info["isolation"] == "process"
+    assert info["metadata"]["version"] == "2.5"
+    assert "isofaulty" not in sys.modules  # learned from a worker, not imported here
+    code, info = run_cli(capsys, "--config", str(config), "plugins", "info", "broken", "--json")
+    assert code == 1
+    assert "RuntimeError: this plugin cannot be imported" in info["error"]
+    assert "isobroken" not in sys.modules

@@ -1,15 +1,19 @@
-"""The pure parts of process isolation: frames, how a worker ended, the restart policy."""
+"""The pure parts of process isolation: frames, worker exits, restart policy, configuration."""
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mofa_kernel import PluginConfigError
+from mofa_kernel._config import KernelSettings, PluginSection, load_settings
 from mofa_kernel._isolation import RestartPolicy, WorkerExit
 from mofa_kernel._isolation._frames import MAX_FRAME, FrameDecoder, FrameError, encode
+from mofa_kernel._isolation._setup import restart_policy
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
@@ -119,3 +123,48 @@ def test_no_restarts_at_all_and_reset() -> None:
 def test_a_nonsense_policy_is_refused(max_restarts: int, window: float, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         RestartPolicy(max_restarts, window)
+
+
+def test_isolation_settings_in_the_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "mofa.toml"
+    config.write_text(
+        '[kernel]\nisolation = "process"\n'
+        '[plugins.calc]\nisolation = "inline"\n'
+        "[plugins.llm]\nmemory_limit = 512\nmax_restarts = 5\nrestart_window = 10.0\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert settings.plugin_isolation("calc") == "inline"
+    assert settings.plugin_isolation("llm") == "process"
+    assert settings.plugin_isolation("unnamed") == "process"
+    llm = settings.plugin_section("llm")
+    assert (llm.memory_limit, llm.max_restarts, llm.restart_window) == (512, 5, 10.0)
+    policy = restart_policy("llm", settings)
+    assert (policy.max_restarts, policy.restart_window) == (5, 10.0)
+
+
+def test_isolation_defaults() -> None:
+    section = PluginSection()
+    assert (section.isolation, section.memory_limit) == (None, None)
+    assert (section.max_restarts, section.restart_window) == (3, 60.0)
+    assert KernelSettings().plugin_isolation("any") == "inline"
+
+
+def test_wrong_isolation_settings_are_one_line_each(tmp_path: Path) -> None:
+    config = tmp_path / "mofa.toml"
+    config.write_text(
+        '[kernel]\nisolation = "thread"\n'
+        '[plugins.bad]\nisolation = "forked"\nmemory_limit = 0\n'
+        "max_restarts = -1\nrestart_window = 0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PluginConfigError) as raised:
+        load_settings(config)
+    lines = [line.split(": ", 1)[1] for line in str(raised.value).splitlines()]
+    assert lines == [
+        'kernel.isolation: expected one of "inline", "process", got "thread"',
+        'plugins.bad.isolation: expected one of "inline", "process", got "forked"',
+        "plugins.bad.memory_limit: expected a number of MiB > 0, got 0",
+        "plugins.bad.max_restarts: expected an integer >= 0, got -1",
+        "plugins.bad.restart_window: expected a number of seconds > 0, got 0",
+    ]
