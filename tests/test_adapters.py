@@ -124,7 +124,7 @@ async def test_hook_plugin_calls_plain_and_async_hooks() -> None:
     module = _module(plugin_metadata=lambda: META, execute=execute, start=start, load=load)
     plugin = as_agent_plugin(module, label="'mod'")
     assert isinstance(plugin, HookPlugin)
-    assert plugin.metadata is META
+    assert plugin.metadata == META
     await plugin.load("CTX")  # type: ignore[arg-type]
     await plugin.start()
     await plugin.stop()  # not implemented: the AgentPlugin default

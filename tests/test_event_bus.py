@@ -102,7 +102,7 @@ async def test_close_ends_iteration() -> None:
     subscription = bus.subscribe()
     waiter = asyncio.create_task(subscription.__anext__())
     await asyncio.sleep(0)
-    bus.close()
+    subscription.close()
     with pytest.raises(StopAsyncIteration):
         await waiter
 

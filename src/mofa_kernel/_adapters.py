@@ -9,12 +9,13 @@ hook or argument is refused at registration with a message that names it.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import inspect
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
+
+import attrs
 
 from ._errors import PluginExecutionError, PluginLoadError
 from ._hookspecs import PROJECT_NAME, LifecycleHooks
@@ -25,7 +26,7 @@ from ._types import PluginState
 if TYPE_CHECKING:
     from ._context import PluginContext
 
-__all__ = ["HOOK_ARGUMENTS", "HookPlugin", "as_agent_plugin", "hook_problems"]
+__all__ = ["HOOK_ARGUMENTS", "HookPlugin", "adapt", "as_agent_plugin", "hook_problems"]
 
 _MARK: Final = f"{PROJECT_NAME}_impl"
 
@@ -236,6 +237,16 @@ def as_agent_plugin(obj: object, *, label: str) -> AgentPlugin:
 
     ``label`` names the plugin in messages (its id or entry point).
     """
+    return adapt(obj, label=label)[0]
+
+
+def adapt(obj: object, *, label: str) -> tuple[AgentPlugin, PluginMetadata]:
+    """``obj`` as a driveable plugin, and its metadata, read exactly once.
+
+    The metadata returned is the kernel's own copy: what the plugin does to
+    its ``metadata`` afterwards is not seen. Raises :class:`PluginLoadError`
+    saying why ``obj`` cannot be a plugin (``label`` names it).
+    """
     problems = hook_problems(obj)
     if problems:
         raise PluginLoadError(
@@ -249,12 +260,13 @@ def as_agent_plugin(obj: object, *, label: str) -> AgentPlugin:
                 f"plugin {label}: {type(obj).__name__} has no metadata; give it a "
                 "`metadata` class attribute, property or instance attribute"
             ) from exc
-        except _METADATA_FAULTS as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             raise PluginLoadError(
-                f"plugin {label}: reading its metadata raised {type(exc).__name__}: {exc}"
+                f"plugin {label}: reading its metadata raised {_fault_text(exc)}"
             ) from exc
-        _check_metadata(metadata, label, "its metadata is")
-        return obj
+        return obj, _own_copy(metadata, label, "its metadata is")
     if isinstance(obj, type) and issubclass(obj, AgentPlugin):
         raise PluginLoadError(
             f"plugin {label}: register an instance of {obj.__name__}, not the class itself"
@@ -269,20 +281,37 @@ def as_agent_plugin(obj: object, *, label: str) -> AgentPlugin:
         raise PluginLoadError(f"plugin {label}: the required hook 'plugin_metadata' is missing")
     try:
         metadata = marked["plugin_metadata"]()
-    except _METADATA_FAULTS as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise PluginLoadError(
-            f"plugin {label}: plugin_metadata() raised {type(exc).__name__}: {exc}"
+            f"plugin {label}: plugin_metadata() raised {_fault_text(exc)}"
         ) from exc
     if inspect.isawaitable(metadata):
         _close(metadata)
         raise PluginLoadError(f"plugin {label}: plugin_metadata() must be a plain function")
-    _check_metadata(metadata, label, "plugin_metadata() returned")
-    return HookPlugin(obj, metadata)
+    metadata = _own_copy(metadata, label, "plugin_metadata() returned")
+    return HookPlugin(obj, metadata), metadata
 
 
-#: What reading a plugin's metadata may raise and still only refuse that plugin. Not
-#: KeyboardInterrupt: that is the person at the terminal (see docs/design.md).
-_METADATA_FAULTS: Final = (Exception, SystemExit, asyncio.CancelledError)
+def _fault_text(exc: BaseException) -> str:
+    """``Name: message`` for any exception, also one whose ``str()`` raises."""
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - a plugin's __str__ may raise anything
+        message = "<str() of the exception raised>"
+    return f"{type(exc).__name__}: {message}"
+
+
+def _own_copy(metadata: object, label: str, what: str) -> PluginMetadata:
+    """A validated copy of ``metadata``, the plugin's own object left alone."""
+    checked = _check_metadata(metadata, label, what)
+    try:
+        return attrs.evolve(checked)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise PluginLoadError(f"plugin {label}: {what} invalid: {_fault_text(exc)}") from exc
 
 
 def _close(value: object) -> None:
@@ -290,9 +319,10 @@ def _close(value: object) -> None:
         value.close()  # refused unawaited: no "never awaited" warning later
 
 
-def _check_metadata(metadata: object, label: str, what: str) -> None:
+def _check_metadata(metadata: object, label: str, what: str) -> PluginMetadata:
     if not isinstance(metadata, PluginMetadata):
         _close(metadata)
         raise PluginLoadError(
             f"plugin {label}: {what} {type(metadata).__name__}, expected PluginMetadata"
         )
+    return metadata

@@ -76,11 +76,6 @@ class LoopMonitor:
         self._lock = threading.Lock()
 
     @property
-    def pending(self) -> bool:
-        """Whether incidents wait to be delivered."""
-        return bool(self._pending)
-
-    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

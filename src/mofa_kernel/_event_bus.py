@@ -175,7 +175,3 @@ class EventBus:
         """Wait for the async observers still running."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def close(self) -> None:
-        for subscription in list(self._subscriptions):
-            subscription.close()

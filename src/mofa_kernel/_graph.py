@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import attrs
 
-__all__ = ["DependencyProblem", "GraphResolution", "resolve"]
+__all__ = ["DependencyProblem", "GraphResolution", "closure", "dependents_of", "resolve"]
 
 
 @attrs.frozen
@@ -102,54 +102,107 @@ def resolve(
                 problems.setdefault(member, DependencyProblem("cycle", cycle))
     # What is left waits on a plugin that has a problem: point at the nearest one.
     for pid in stuck:
-        _blame(pid, dependencies, problems, placed, frozenset())
+        _blame(pid, dependencies, problems, placed)
     good = [pid for pid in order if pid not in problems]
     return GraphResolution(order=tuple(good), problems=problems)
+
+
+def closure(dependencies: Mapping[str, Sequence[str]], roots: Iterable[str]) -> list[str]:
+    """``roots`` and everything they need, transitively, among the ids of ``dependencies``;
+    in the order first reached."""
+    seen: dict[str, None] = {}
+    stack = list(roots)
+    stack.reverse()
+    while stack:
+        pid = stack.pop()
+        if pid in seen or pid not in dependencies:
+            continue
+        seen[pid] = None
+        stack.extend(reversed(dependencies[pid]))
+    return list(seen)
+
+
+def dependents_of(dependencies: Mapping[str, Sequence[str]], root: str) -> set[str]:
+    """Every id that needs ``root``, directly or through others."""
+    needed_by: dict[str, list[str]] = {}
+    for pid, deps in dependencies.items():
+        for dep in deps:
+            needed_by.setdefault(dep, []).append(pid)
+    found: set[str] = set()
+    stack = [root]
+    while stack:
+        for pid in needed_by.get(stack.pop(), ()):
+            if pid not in found:
+                found.add(pid)
+                stack.append(pid)
+    return found
 
 
 def _find_cycle(
     start: str, dependencies: Mapping[str, Sequence[str]], placed: set[str]
 ) -> tuple[str, ...] | None:
-    """A cycle reachable from ``start`` through unplaced plugins, as a closed chain."""
+    """A cycle reachable from ``start`` through unplaced plugins, as a closed chain.
+
+    Depth-first with an explicit stack, so a chain of any length is fine.
+    """
     path: list[str] = []
     on_path: dict[str, int] = {}
     visited: set[str] = set()
 
-    def visit(node: str) -> tuple[str, ...] | None:
-        on_path[node] = len(path)
-        path.append(node)
+    def successors(node: str) -> Iterator[str]:
         for dep in sorted(set(dependencies.get(node, ()))):
-            if dep in placed or dep not in dependencies:
-                continue
-            if dep in on_path:
-                return (*path[on_path[dep] :], dep)
-            if dep not in visited:
-                found = visit(dep)
-                if found is not None:
-                    return found
-        path.pop()
-        del on_path[node]
-        visited.add(node)
-        return None
+            if dep not in placed and dep in dependencies:
+                yield dep
 
-    return visit(start)
+    on_path[start] = 0
+    path.append(start)
+    frames: list[Iterator[str]] = [successors(start)]
+    while frames:
+        dep = next(frames[-1], None)
+        if dep is None:
+            frames.pop()
+            node = path.pop()
+            del on_path[node]
+            visited.add(node)
+            continue
+        if dep in on_path:
+            return (*path[on_path[dep] :], dep)
+        if dep not in visited:
+            on_path[dep] = len(path)
+            path.append(dep)
+            frames.append(successors(dep))
+    return None
 
 
 def _blame(
-    pid: str,
+    start: str,
     dependencies: Mapping[str, Sequence[str]],
     problems: dict[str, DependencyProblem],
     placed: set[str],
-    seen: frozenset[str],
-) -> DependencyProblem | None:
-    if pid in problems:
-        return problems[pid]
-    if pid in placed or pid in seen:
-        return None
-    for dep in sorted(set(dependencies.get(pid, ()))):
-        cause = _blame(dep, dependencies, problems, placed, seen | {pid})
-        if cause is not None:
+) -> None:
+    """Give ``start`` (and every unplaced plugin on its way down) the problem of the
+    nearest dependency that has one. Iterative: a chain of any length is fine."""
+    if start in problems or start in placed:
+        return
+    path: list[str] = [start]
+    on_path = {start}
+    frames: list[Iterator[str]] = [iter(sorted(set(dependencies.get(start, ()))))]
+    while frames:
+        dep = next(frames[-1], None)
+        if dep is None:  # nothing below this node explains it
+            frames.pop()
+            on_path.discard(path.pop())
+            continue
+        cause = problems.get(dep)
+        if cause is None:
+            if dep in placed or dep in on_path:
+                continue
+            path.append(dep)
+            on_path.add(dep)
+            frames.append(iter(sorted(set(dependencies.get(dep, ())))))
+            continue
+        # Every node on the path gets the cause, innermost first.
+        for node in reversed(path):
             kind = cause.kind if cause.kind in ("missing", "unavailable") else "blocked"
-            problems[pid] = DependencyProblem(kind, (pid, *cause.chain), cause.detail)
-            return problems[pid]
-    return None
+            cause = problems[node] = DependencyProblem(kind, (node, *cause.chain), cause.detail)
+        return

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mofa_kernel._discovery import SurveyEntry
     from mofa_kernel._manager import PluginManager
     from mofa_kernel._metadata import PluginMetadata
+    from mofa_kernel._types import PluginState
 
 __all__ = ["register"]
 
@@ -245,32 +246,33 @@ def _print_info(data: dict[str, Any], metadata: PluginMetadata | None, out: Outp
         out.line(f"{label + ':':<{width}} {value}")
 
 
-async def _run_check(manager: PluginManager) -> dict[str, tuple[str, str | None]]:
-    """Bring every enabled plugin up and down again; per id, (status, error)."""
-    from mofa_kernel._errors import PluginError
-    from mofa_kernel._types import PluginState
+async def _run_check(
+    manager: PluginManager,
+) -> tuple[dict[str, tuple[str, str | None]], dict[str, PluginState]]:
+    """Bring every enabled plugin up and down again; per id, (status, error), and the error
+    state of each plugin that failed (the state a failure leaves, before the cleanup)."""
+    from mofa_kernel._events import PluginEvent
 
+    failed_in: dict[str, PluginState] = {}
+
+    def note(event: object) -> None:
+        if isinstance(event, PluginEvent.StateChanged) and event.new_state.is_error:
+            failed_in[event.plugin_id] = event.new_state
+
+    manager.add_listener(note)
     async with manager:
         manager.discover()
         started = await manager.start_all()
         results = {pid: (o.status, o.error) for pid, o in started.outcomes.items()}
         # start_all leaves auto_start = false plugins alone; a check exercises them too.
-        for pid in manager.start_order():
-            if pid in results or not manager.record(pid).enabled:
-                continue
-            problem = manager.dependency_error(pid)
-            if problem is not None:
-                results[pid] = ("skipped", str(problem))
-                continue
-            try:
-                if manager.state(pid) == PluginState.UNLOADED:
-                    await manager.load(pid)
-                if manager.state(pid) == PluginState.LOADED:
-                    await manager.start(pid)
-            except PluginError as exc:
-                results[pid] = ("failed", str(exc))
-            else:
-                results[pid] = ("ok", None)
+        rest = [
+            pid
+            for pid in manager.start_order()
+            if pid not in results and manager.record(pid).enabled
+        ]
+        if rest:
+            more = await manager.start_all(rest)
+            results.update((pid, (o.status, o.error)) for pid, o in more.outcomes.items())
         for pid, healthy in (await manager.health_check()).items():
             if results.get(pid, ("",))[0] == "ok" and not healthy:
                 error = manager.record(pid).error
@@ -282,7 +284,7 @@ async def _run_check(manager: PluginManager) -> dict[str, tuple[str, str | None]
             for pid, outcome in report.outcomes.items():
                 if outcome.status == "failed" and results.get(pid, ("ok",))[0] == "ok":
                     results[pid] = ("failed", outcome.error)
-    return results
+    return results, failed_in
 
 
 def _check(args: argparse.Namespace, out: Output) -> int:
@@ -292,7 +294,7 @@ def _check(args: argparse.Namespace, out: Output) -> int:
 
     settings = load_settings(args)
     manager = make_manager(settings)
-    results = asyncio.run(_run_check(manager))
+    results, failed_in = asyncio.run(_run_check(manager))
     rows: list[dict[str, Any]] = []
     for record in sorted(manager.records(), key=lambda r: r.plugin_id):
         pid = record.plugin_id
@@ -310,7 +312,9 @@ def _check(args: argparse.Namespace, out: Output) -> int:
             {
                 "id": pid,
                 "status": status,
-                "state": to_data(record.state),
+                "state": to_data(
+                    failed_in.get(pid, record.state) if status == "failed" else record.state
+                ),
                 "error": error,
                 "reason": record.reason if status == "disabled" else None,
                 "distribution": source.distribution if source else None,

@@ -33,39 +33,19 @@ class _Failed(Exception):
     """A plugin failed on the way: the message is the one line to show."""
 
 
-def _closure(manager: PluginManager, plugin_id: str) -> set[str]:
-    graph = manager.dependency_graph()
-    needed: set[str] = set()
-    stack = [plugin_id]
-    while stack:
-        pid = stack.pop()
-        if pid not in needed:
-            needed.add(pid)
-            stack.extend(graph.get(pid, ()))
-    return needed
-
-
 async def _start_and_execute(manager: PluginManager, plugin_id: str, text: str) -> str:
     from mofa_kernel._errors import PluginError
-    from mofa_kernel._types import PluginState
 
     async with manager:
         manager.discover()
         error = record_error(manager.record(plugin_id))
         if error is not None:
             raise _Failed(error)
-        problem = manager.dependency_error(plugin_id)
-        if problem is not None:
-            raise _Failed(str(problem))
-        needed = _closure(manager, plugin_id)
+        report = await manager.start_all([plugin_id])
+        outcome = report.outcomes.get(plugin_id)
+        if outcome is not None and outcome.status != "ok":
+            raise _Failed(outcome.error or outcome.status)
         try:
-            for pid in manager.start_order():
-                if pid not in needed:
-                    continue
-                if manager.state(pid) == PluginState.UNLOADED:
-                    await manager.load(pid)
-                if manager.state(pid) == PluginState.LOADED:
-                    await manager.start(pid)
             return await manager.execute(plugin_id, text)
         except PluginError as exc:
             raise _Failed(str(exc)) from exc

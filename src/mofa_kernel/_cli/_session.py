@@ -51,13 +51,7 @@ def make_manager(settings: KernelSettings) -> PluginManager:
     """A manager configured by ``settings`` (no file is read again)."""
     from mofa_kernel._manager import PluginManager
 
-    return PluginManager(
-        agent_id=settings.kernel.agent_id,
-        timeout=settings.kernel.timeout,
-        block_limit=settings.kernel.block_limit_or_none,
-        hot_reload=settings.hot_reload.to_config(),
-        settings=settings,
-    )
+    return PluginManager.from_settings(settings)
 
 
 def record_error(record: PluginRecord) -> str | None:

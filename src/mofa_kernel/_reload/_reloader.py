@@ -14,40 +14,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
-import site
-import sys
-import sysconfig
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from mofa_kernel._errors import PluginError, PluginLoadError
-from mofa_kernel._events import KernelEvent, PluginEvent, ReloadEvent
-from mofa_kernel._types import PluginState
+from mofa_kernel._events import KernelEvent, PluginEvent
 
 from ._code import (
     CodeUnit,
     NotReloadable,
     Recipe,
-    current_namespaces,
     entry_point_root,
     target_of,
 )
-from ._tasks import cancel_and_wait, tasks_of
-from ._transaction import Attempt, Outcome, Tracker, offers
-from ._watch import Changes, Watcher
+from ._folders import WatchedFolders
+from ._installs import Installs
+from ._transaction import Attempt, AttemptResult, Tracker, offers
+from ._watch import Changes
 
 if TYPE_CHECKING:
-    from mofa_kernel._discovery import PluginSource
-    from mofa_kernel._manager import PluginManager
     from mofa_kernel._records import PluginRecord
     from mofa_kernel._reload_config import HotReloadConfig
+    from mofa_kernel._runtime import ReloadPort
 
     from ._code import Fingerprint
+    from ._host import ReloadHost
 
 __all__ = ["RESTART_REQUIRED", "STALE", "HotReloader"]
 
@@ -58,39 +53,9 @@ RESTART_REQUIRED: Final = "mofa.reload.restart_required"
 
 #: A debounced reload waits for quiet, but never longer than this many times its delay.
 DEBOUNCE_CAP_FACTOR: Final = 5.0
-#: Installs and uninstalls are handled once the site folders have been quiet this long.
-INSTALL_SETTLE: Final = 0.5
 #: On-idle waits at most the plugin's deadline, or this long when it has none.
 ON_IDLE_CAP: Final = 30.0
 _DIST_SUFFIXES: Final = (".dist-info", ".egg-info", ".egg-link", ".pth")
-
-
-def site_folders() -> set[Path]:
-    """Where distributions can be installed for this interpreter: sys.path and site folders."""
-    candidates: list[str] = [entry for entry in sys.path if entry]
-    with contextlib.suppress(AttributeError):  # some embedded interpreters lack these
-        candidates += site.getsitepackages()
-        candidates.append(site.getusersitepackages())
-    for key in ("purelib", "platlib"):
-        with contextlib.suppress(KeyError):
-            candidates.append(sysconfig.get_paths()[key])
-    return {Path(p).absolute() for p in candidates if os.path.isdir(p)}
-
-
-def _minimal(folders: Iterable[Path]) -> tuple[Path, ...]:
-    """``folders`` without those inside another one (a recursive watch covers them)."""
-    ordered = sorted(set(folders), key=lambda p: len(p.parts))
-    kept: list[Path] = []
-    for folder in ordered:
-        if not any(parent in folder.parents for parent in kept):
-            kept.append(folder)
-    return tuple(sorted(kept))
-
-
-@attrs.define
-class _Watched:
-    watcher: Watcher | None = None
-    paths: tuple[Path, ...] = ()
 
 
 class HotReloader:
@@ -102,25 +67,28 @@ class HotReloader:
     ``manager.hot_reload`` whenever they are needed.
     """
 
-    def __init__(self, manager: PluginManager) -> None:
+    def __init__(self, manager: ReloadHost, port: ReloadPort) -> None:
         self._manager = manager
+        self._port = port
         self._trackers: dict[str, Tracker] = {}
         self._lock = asyncio.Lock()
         self._running = False
         self._watch_installs = False
-        self._roots = _Watched()
-        self._parents = _Watched()
-        self._inodes: dict[Path, int] = {}
-        self._arming = asyncio.Lock()
+        self._folders = WatchedFolders(
+            on_code=self._code_changed,
+            on_folders=self._folder_changed,
+            on_failure=self._watch_failed,
+        )
         self._retiring: set[asyncio.Task[None]] = set()
         self._chores: set[asyncio.Task[Any]] = set()
-        self._quiet = asyncio.Event()
-        self._quiet.set()
-        self._install_due = 0.0
-        self._install_seen = asyncio.Event()
-        self._dists_changed = False
-        self._installs: asyncio.Task[None] | None = None
-        self._installs_working = False
+        self._installs = Installs(
+            manager,
+            port,
+            self._trackers,
+            self._lock,
+            track=lambda pid: self._track(pid, baseline=True),
+            rearm=lambda: self._arm(rearm_roots=True),
+        )
 
     @property
     def config(self) -> HotReloadConfig:
@@ -138,7 +106,7 @@ class HotReloader:
 
     def watched_paths(self) -> tuple[Path, ...]:
         """Every folder watched now (plugin packages, the folders holding them, site folders)."""
-        return tuple(sorted({*self._roots.paths, *self._parents.paths}))
+        return self._folders.paths
 
     def problems(self) -> dict[str, str]:
         """Plugin id -> why its code cannot be reloaded, for the plugins that cannot."""
@@ -176,12 +144,7 @@ class HotReloader:
             return
         self._running = False
         self._manager.remove_listener(self._on_event)
-        installs = self._installs
-        if installs is not None and not installs.done():
-            if self._installs_working:
-                await asyncio.gather(installs, return_exceptions=True)  # a plugin half-added
-            else:
-                installs.cancel()
+        installs = await self._installs.stop()
         async with self._lock:
             tasks = [t.worker for t in self._trackers.values() if t.worker is not None]
             tasks += list(self._chores)
@@ -192,12 +155,7 @@ class HotReloader:
         await asyncio.gather(*tasks, return_exceptions=True)
         for tracker in self._trackers.values():
             tracker.worker = None
-        self._installs = None
-        self._quiet.set()
-        for watched in (self._roots, self._parents):
-            if watched.watcher is not None:
-                await watched.watcher.stop()
-            watched.watcher, watched.paths = None, ()
+        await self._folders.stop()
         await self._finish_retiring()
 
     @contextlib.asynccontextmanager
@@ -341,20 +299,23 @@ class HotReloader:
             )
         )
 
+    def _attempt_of(
+        self, tracker: Tracker, number: int, fingerprint: Fingerprint | None
+    ) -> Attempt:
+        return Attempt(self._manager, self._port, self.config, tracker, attempt=number,
+                       fingerprint=fingerprint, retiring=self._retiring)  # fmt: skip
+
     async def _refresh(self, tracker: Tracker, *, manual: bool) -> None:
         """Code unchanged: ask the serving instance to re-read what it caches."""
         manager = self._manager
         plugin = manager.get(tracker.plugin_id)
         if not offers(plugin, "refresh"):
             return
-        attempt = Attempt(
-            manager, self.config, tracker, attempt=1, fingerprint=None, retiring=self._retiring
-        )
-        error = await attempt.refresh(plugin)
+        error = await self._attempt_of(tracker, 1, None).refresh(plugin)
         if error is not None and manual:
             raise error
 
-    async def _attempt(self, tracker: Tracker, fingerprint: Fingerprint) -> Outcome:
+    async def _attempt(self, tracker: Tracker, fingerprint: Fingerprint) -> AttemptResult:
         """One reload attempt (the caller holds the lock); counts it against its content."""
         if (
             tracker.loaded is not None
@@ -368,17 +329,9 @@ class HotReloader:
                 plugin_id=tracker.plugin_id,
                 hook="reload",
             )
-            return Outcome(False, error, retryable=False)
+            return AttemptResult(False, error, retryable=False)
         number = tracker.failures.get(fingerprint.code, 0) + 1
-        attempt = Attempt(
-            self._manager,
-            self.config,
-            tracker,
-            attempt=number,
-            fingerprint=fingerprint,
-            retiring=self._retiring,
-        )
-        outcome = await attempt.run()
+        outcome = await self._attempt_of(tracker, number, fingerprint).run()
         if outcome.reloaded:
             tracker.loaded = fingerprint
             tracker.failures.pop(fingerprint.code, None)
@@ -401,7 +354,7 @@ class HotReloader:
             while tracker.pending:
                 if not await self._strategy_allows(tracker):
                     break
-                await self._quiet.wait()
+                await self._installs.quiet.wait()
                 try:
                     wait = await self._automatic(tracker)
                 except Exception as exc:  # noqa: BLE001 - reported; the worker must live on
@@ -502,41 +455,13 @@ class HotReloader:
 
     async def _arm(self, *, rearm_roots: bool = False) -> None:
         """(Re)start the watchers whose folders changed; ``rearm_roots`` restarts it anyway."""
-        async with self._arming:
+        async with self._folders.lock:
             if not self._running:
                 return
             units = [t.unit for t in self._trackers.values() if t.unit is not None]
-            roots = _minimal(d for unit in units for d in unit.dirs if d.is_dir())
-            parents = {d.parent for unit in units for d in unit.dirs}
-            parents.update(f.parent for unit in units for f in unit.files)
-            if self._watch_installs:
-                parents.update(site_folders())
-            parent_paths = tuple(sorted(p for p in parents if p.is_dir()))
-            if rearm_roots or roots != self._roots.paths:
-                await self._restart(self._roots, roots, recursive=True)
-                self._inodes = {root: _inode(root) for root in roots}
-            if parent_paths != self._parents.paths:
-                await self._restart(self._parents, parent_paths, recursive=False)
-
-    async def _restart(
-        self, watched: _Watched, paths: tuple[Path, ...], *, recursive: bool
-    ) -> None:
-        if watched.watcher is not None:
-            await watched.watcher.stop()
-            watched.watcher = None
-        watched.paths = paths
-        if not paths:
-            return
-        watcher = Watcher(
-            paths,
-            recursive=recursive,
-            on_changes=self._code_changed if recursive else self._folder_changed,
-            on_failure=self._watch_failed,
-            step_ms=10 if recursive else 50,
-            name="mofa-watch-code" if recursive else "mofa-watch-folders",
-        )
-        watched.watcher = watcher
-        await watcher.start()
+            await self._folders.arm(
+                units, watch_installs=self._watch_installs, rearm_roots=rearm_roots
+            )
 
     def _watch_failed(self, exc: BaseException) -> None:
         # A watched folder vanished under the watcher: arm again over what exists now.
@@ -553,7 +478,7 @@ class HotReloader:
                 if tracker.unit is not None and tracker.unit.owns(path):
                     if tracker.installed and self._watch_installs:
                         # pip at work, most likely: let it finish, then look at versions first.
-                        self._install_activity(distributions=True)
+                        self._installs.activity(distributions=True)
                     tracker.note(path, now)
 
     def _folder_changed(self, changes: Changes) -> None:
@@ -564,132 +489,18 @@ class HotReloader:
             path = Path(raw)
             if path.name.endswith(_DIST_SUFFIXES):
                 if self._watch_installs:
-                    self._install_activity(distributions=True)
+                    self._installs.activity(distributions=True)
                 continue
             for tracker in self._trackers.values():
                 unit = tracker.unit
                 if unit is None:
                     continue
                 if path in unit.dirs:
-                    if _inode(path) != self._inodes.get(path):
-                        self._install_activity(distributions=False)  # replaced whole: re-arm
+                    if self._folders.replaced(path):
+                        self._installs.activity(distributions=False)  # replaced whole: re-arm
                     tracker.note(path, now)
                 elif path in unit.files:
                     tracker.note(path, now)
-
-    def _install_activity(self, *, distributions: bool) -> None:
-        """Something is installing, removing or replacing packages: wait until it is done."""
-        self._dists_changed |= distributions
-        self._install_seen.set()
-        self._install_due = asyncio.get_running_loop().time() + INSTALL_SETTLE
-        self._quiet.clear()
-        if self._installs is None or self._installs.done():
-            self._installs = asyncio.get_running_loop().create_task(
-                self._settle_installs(), name="mofa-reload-installs"
-            )
-
-    async def _settle_installs(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                while (delay := self._install_due - loop.time()) > 0:
-                    self._install_seen.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._install_seen.wait(), delay)
-                due = self._install_due
-                self._installs_working = True
-                try:
-                    if self._dists_changed:
-                        self._dists_changed = False
-                        await self._rescan()
-                finally:
-                    self._installs_working = False
-                await self._arm(rearm_roots=True)
-                now = loop.time()
-                for tracker in self._trackers.values():
-                    tracker.note(None, now)  # look whether anything changed while unwatched
-                if self._install_due == due:
-                    break  # nothing new happened while we worked
-        finally:
-            self._quiet.set()
-
-    # -- installs, upgrades, uninstalls ---------------------------------------------------
-
-    async def _rescan(self) -> None:
-        """Compare installed entry points with the manager's plugins; act on the difference."""
-        from mofa_kernel._discovery import scan
-
-        importlib.invalidate_caches()
-        claims: dict[str, list[PluginSource]] = {}
-        for source in scan():
-            claims.setdefault(source.plugin_id, []).append(source)
-        manager = self._manager
-        known = {record.plugin_id: record for record in manager.records()}
-        for pid, record in known.items():
-            if record.source is None:
-                continue
-            found = claims.get(pid, [])
-            if not found:
-                await self._removed(pid, record)
-            elif len(found) == 1 and found[0] != record.source and record.status == "registered":
-                manager._reload_set_source(pid, found[0])
-                tracker = self._trackers.get(pid)
-                if tracker is not None:
-                    tracker.force = True  # an upgrade is a reload, whatever the files say
-                    tracker.note(found[0].path, asyncio.get_running_loop().time())
-        new = [pid for pid in claims if pid not in known]
-        if not new:
-            return
-        report = manager.discover()
-        for record in report.records:
-            if record.plugin_id not in new:
-                continue
-            where = record.source.path if record.source is not None else None
-            manager.emit(ReloadEvent.PluginDiscovered(path=where or Path(record.plugin_id)))
-            if record.status == "registered":
-                self._track(record.plugin_id, baseline=True)
-                await self._bring_up(record)
-
-    async def _bring_up(self, record: PluginRecord) -> None:
-        manager = self._manager
-        if not (record.enabled and record.config.auto_start):
-            return
-        with contextlib.suppress(PluginError):  # the manager records and reports the failure
-            if manager.state(record.plugin_id) == PluginState.UNLOADED:
-                await manager.load(record.plugin_id)
-            await manager.start(record.plugin_id)
-
-    async def _removed(self, plugin_id: str, record: PluginRecord) -> None:
-        """A plugin's distribution was uninstalled: take the plugin down and forget it."""
-        manager = self._manager
-        tracker = self._trackers.pop(plugin_id, None)
-        async with self._lock:
-            if tracker is not None and tracker.worker is not None:
-                tracker.worker.cancel()
-            if record.status == "registered":
-                plugin = manager.get(plugin_id)
-                with contextlib.suppress(PluginError):  # recorded by the manager; it goes anyway
-                    if manager.state(plugin_id) in (PluginState.RUNNING, PluginState.PAUSED):
-                        await manager.stop(plugin_id)
-                unit = tracker.unit if tracker is not None else None
-                namespaces = current_namespaces(unit) if unit is not None else set()
-                await cancel_and_wait(tasks_of(plugin, namespaces), record.timeout)
-                state = manager.state(plugin_id)
-                with contextlib.suppress(PluginError):  # as above
-                    if state == PluginState.LOADED or state.is_error:
-                        await manager.unload(plugin_id)
-            manager._reload_forget(plugin_id)
-            if tracker is not None and tracker.unit is not None:
-                self._drop_modules(tracker.unit)
-        where = record.source.path if record.source is not None else None
-        manager.emit(ReloadEvent.PluginRemoved(plugin_id=plugin_id, path=where or Path(plugin_id)))
-
-    def _drop_modules(self, unit: CodeUnit) -> None:
-        """Forget an uninstalled plugin's modules, unless another plugin's code is there too."""
-        if any(t.unit is not None and t.unit.root == unit.root for t in self._trackers.values()):
-            return
-        for name in unit.module_names():
-            del sys.modules[name]
 
 
 def _installed_copy(unit: CodeUnit, record: PluginRecord) -> bool:
@@ -708,10 +519,3 @@ def _installed_copy(unit: CodeUnit, record: PluginRecord) -> bool:
         name.endswith(".dist-info") and normalize_name(name.split("-")[0]) == wanted
         for name in names
     )
-
-
-def _inode(path: Path) -> int:
-    try:
-        return path.stat().st_ino
-    except OSError:
-        return -1

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import inspect
 import linecache
 import time
 from collections.abc import Callable
@@ -34,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from mofa_kernel._adapters import HookPlugin, as_agent_plugin
-from mofa_kernel._deadline import DeadlineExceeded, call_with_deadline
 from mofa_kernel._errors import (
     PluginConfigError,
     PluginError,
@@ -46,6 +44,7 @@ from mofa_kernel._errors import (
 )
 from mofa_kernel._events import PluginEvent, ReloadEvent
 from mofa_kernel._metadata import to_json_value
+from mofa_kernel._runtime import TrialFailed
 from mofa_kernel._types import PluginState
 
 from ._code import (
@@ -62,12 +61,14 @@ from ._code import (
 from ._tasks import cancel_and_wait, tasks_of
 
 if TYPE_CHECKING:
-    from mofa_kernel._manager import PluginManager
     from mofa_kernel._plugin import AgentPlugin
     from mofa_kernel._records import PluginRecord
     from mofa_kernel._reload_config import HotReloadConfig
+    from mofa_kernel._runtime import ReloadPort
 
-__all__ = ["Attempt", "Outcome", "Tracker"]
+    from ._host import ReloadHost
+
+__all__ = ["Attempt", "AttemptResult", "Tracker"]
 
 UNLOADED: Final = PluginState.UNLOADED
 LOADING: Final = PluginState.LOADING
@@ -142,7 +143,7 @@ class Tracker:
 
 
 @attrs.frozen
-class Outcome:
+class AttemptResult:
     """How an attempt ended: ``reloaded`` (new code serves), or ``error`` with the failure."""
 
     reloaded: bool
@@ -178,18 +179,13 @@ def offers(plugin: object, hook: str) -> bool:
     return callable(getattr(plugin, hook, None))
 
 
-def _ours(exc: asyncio.CancelledError) -> bool:
-    """Whether a CancelledError is someone cancelling us, rather than plugin code raising it."""
-    cancelling = getattr(asyncio.current_task(), "cancelling", None)
-    return cancelling is None or cancelling() > 0
-
-
 class Attempt:
     """One reload attempt of one plugin; :meth:`run` never raises for the plugin's failures."""
 
     def __init__(
         self,
-        manager: PluginManager,
+        manager: ReloadHost,
+        port: ReloadPort,
         config: HotReloadConfig,
         tracker: Tracker,
         *,
@@ -198,6 +194,7 @@ class Attempt:
         retiring: set[asyncio.Task[None]],
     ) -> None:
         self.manager = manager
+        self.port = port
         self.config = config
         self.tracker = tracker
         self.pid = tracker.plugin_id
@@ -211,7 +208,7 @@ class Attempt:
 
     # -- the whole attempt ----------------------------------------------------------------
 
-    async def run(self) -> Outcome:
+    async def run(self) -> AttemptResult:
         began = time.perf_counter()
         manager = self.manager
         manager.emit(ReloadEvent.ReloadStarted(plugin_id=self.pid, path=self.path))
@@ -231,7 +228,7 @@ class Attempt:
             self._emit_end(began, success=False)
             raise
         self._emit_end(began, success=True)
-        return Outcome(True, retired=retired)
+        return AttemptResult(True, retired=retired)
 
     async def refresh(self, plugin: AgentPlugin) -> PluginError | None:
         """The code is unchanged: ``refresh()`` the serving instance, reported as a reload."""
@@ -265,7 +262,7 @@ class Attempt:
             )
         )
 
-    async def _failed(self, failure: _StepFailed, began: float, *, hot: bool) -> Outcome:
+    async def _failed(self, failure: _StepFailed, began: float, *, hot: bool) -> AttemptResult:
         manager = self.manager
         message = failure.message
         manager.emit(
@@ -292,7 +289,7 @@ class Attempt:
             cls = _ERROR_FOR_STEP.get(failure.step, PluginLifecycleError)
             error = cls(f"reload of {self.pid!r} failed: {message}", plugin_id=self.pid)
             error.hook = failure.step
-        return Outcome(False, error, retryable=not failure.final)
+        return AttemptResult(False, error, retryable=not failure.final)
 
     # -- a plugin that is up: build beside it, then swap ----------------------------------
 
@@ -312,13 +309,13 @@ class Attempt:
             self._forget_modules(unit, snapshot)
             new = self._build(record)
             new_namespaces = current_namespaces(unit)
-            ctx = manager._reload_context(self.pid)
+            ctx = self.port.context(self.pid)
             agent = new
             _set_state(agent, LOADING)
             await self._call("load", lambda: agent.load(ctx))
             loaded = True
             _set_state(agent, LOADED)
-            if state != LOADED or manager._reload_initialized(self.pid):
+            if state != LOADED or self.port.initialized(self.pid):
                 await self._call("init_plugin", agent.init_plugin)
             restored = await self._carry_state(old, agent)
             if state in (RUNNING, PAUSED):
@@ -328,9 +325,9 @@ class Attempt:
                 if state == PAUSED:
                     await self._call("pause", agent.pause)
                     _set_state(agent, PAUSED)
-            calls = manager._reload_calls(self.pid)
+            calls = self.port.calls(self.pid)
             try:
-                manager._reload_swap(self.pid, agent, state, ctx)
+                self.port.swap(self.pid, agent, state, ctx)
             except PluginError as exc:
                 raise _StepFailed("swap", f"swap: {exc}") from None
         except BaseException as exc:
@@ -412,7 +409,7 @@ class Attempt:
                 await manager.unload(self.pid)
         except PluginError:
             return  # the manager put the plugin in the error state and reported why
-        manager._reload_fail(self.pid, message)
+        self.port.fail(self.pid, message)
 
     # -- a plugin that is not up: replace it, then bring it up if it had failed -----------
 
@@ -432,9 +429,9 @@ class Attempt:
                     await manager.unload(self.pid)
             try:
                 if old is None:
-                    manager._reload_fill(self.pid, new)
+                    self.port.fill(self.pid, new)
                 else:
-                    manager._reload_swap(self.pid, new, manager.state(self.pid), None)
+                    self.port.swap(self.pid, new, manager.state(self.pid), None)
             except PluginError as exc:
                 raise _StepFailed("swap", f"swap: {exc}") from None
         except BaseException:
@@ -462,7 +459,7 @@ class Attempt:
                 try:
                     await self._call("restore_state", lambda: plugin.restore_state(carried))  # type: ignore[attr-defined]
                 except _StepFailed as failure:
-                    manager._reload_fail(self.pid, failure.message)
+                    self.port.fail(self.pid, failure.message)
                     raise
                 manager.emit(ReloadEvent.StateRestored(plugin_id=self.pid))
         if record.enabled and record.config.auto_start:
@@ -501,7 +498,7 @@ class Attempt:
         deadline = loop.time() + self._wait_limit()
         while pending:
             try:
-                pending.intersection_update(manager._reload_calls(self.pid))
+                pending.intersection_update(self.port.calls(self.pid))
             except PluginNotFoundError:
                 return True  # removed from the manager: nobody calls it any more
             if not pending:
@@ -530,7 +527,7 @@ class Attempt:
     def _trust_check(self) -> None:
         # With the trust lock on, new code of an installed plugin must still be approved
         # (an upgrade, or an edit of the installed files); the old version keeps serving.
-        refusal = self.manager._reload_trust_refusal(self.pid)
+        refusal = self.port.trust_refusal(self.pid)
         if refusal is not None:
             raise _StepFailed("trust check", f"trust check: {refusal}", final=True)
 
@@ -583,22 +580,14 @@ class Attempt:
     async def _call(self, step: str, call: Callable[[], Any], *, returns: bool = False) -> Any:
         """Run one plugin call under the plugin's deadline; a failure is a :class:`_StepFailed`."""
         try:
-            result = call()
-            if inspect.isawaitable(result):
-                result = await call_with_deadline(result, self.timeout)
-        except DeadlineExceeded:
-            raise _StepFailed(
-                step, f"{step}: timed out after {self.timeout:g}s", timeout=self.timeout
-            ) from None
-        except asyncio.CancelledError as exc:
-            if _ours(exc):
-                raise
-            raise _StepFailed(step, describe_failure(step, exc, self.unit)) from exc
-        except (Exception, SystemExit) as exc:
-            raise _StepFailed(step, describe_failure(step, exc, self.unit)) from exc
-        if not returns and result is not None:
-            raise _StepFailed(step, f"{step}: returned {type(result).__name__}, expected None")
-        return result
+            return await self.port.trial(step, call, self.timeout, returns=returns)
+        except TrialFailed as failed:
+            message = (
+                failed.note
+                if failed.cause is None
+                else describe_failure(step, failed.cause, self.unit)
+            )
+            raise _StepFailed(step, message, timeout=failed.timeout) from failed.cause
 
     async def _try(self, step: str, call: Callable[[], Any]) -> list[str]:
         try:
