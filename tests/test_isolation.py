@@ -34,9 +34,9 @@ from mofa_kernel import (
     PluginTimeoutError,
     PluginType,
 )
-from mofa_kernel._isolation import IsolatedPlugin, RestartPolicy, WorkerExit, WorkerSpec
+from mofa_kernel._config import KernelSettings, PluginSection
+from mofa_kernel._isolation import IsolatedPlugin, WorkerExit, WorkerSpec
 from mofa_kernel._isolation._spawn import set_spare_worker
-from mofa_kernel._isolation._supervise import Supervisor, manager_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; pidfds")
 
@@ -129,7 +129,6 @@ class Kernel:
         self.proxy = proxy
         self.watcher = Watcher(manager)
         self.exits = exits(proxy)
-        self.supervisor = Supervisor(manager_port(manager))
 
     async def execute(self, input: str) -> str:
         return await self.manager.execute(self.proxy.metadata.id, input)
@@ -149,17 +148,18 @@ async def make_kernel(site: FakeSite) -> AsyncIterator[Callable[..., Any]]:
         timeout: float = 10.0,
         settings: dict[str, Any] | None = None,
         memory_limit: int | None = None,
-        policy: RestartPolicy | None = None,
+        max_restarts: int = 0,
         start: bool = True,
     ) -> Kernel:
         spec = WorkerSpec(plugin_id, entry_point, memory_limit=memory_limit, grace=0.5)
-        proxy = await IsolatedPlugin.spawn(spec, deadline=timeout)
-        manager = PluginManager(timeout=timeout)
+        proxy = await IsolatedPlugin.spawn(spec)
+        policy = PluginSection(max_restarts=max_restarts, restart_window=3600.0)
+        configured = KernelSettings(plugins={plugin_id: policy})
+        manager = PluginManager(timeout=timeout, settings=configured)
         managers.append(manager)
         manager.register(Bystander())
         manager.register(proxy, config=PluginConfig(settings or {}), timeout=timeout)
         kernel = Kernel(manager, proxy)
-        kernel.supervisor.watch(proxy, policy or RestartPolicy(max_restarts=0))
         if start:
             await manager.load_all()
             await manager.start_all()
@@ -414,7 +414,7 @@ async def test_a_crash_ends_what_the_worker_started(make_kernel: Callable[..., A
 async def test_restarts_follow_the_policy_then_the_plugin_stays_down(
     make_kernel: Callable[..., Any],
 ) -> None:
-    kernel = await make_kernel(policy=RestartPolicy(max_restarts=2, restart_window=3600))
+    kernel = await make_kernel(max_restarts=2)
     manager, watcher = kernel.manager, kernel.watcher
     for crash in (1, 2):
         first = await kernel.execute("pid")
@@ -437,16 +437,13 @@ async def test_restarts_follow_the_policy_then_the_plugin_stays_down(
     ]
     with pytest.raises(PluginExecutionError):
         await kernel.execute("exit")
-    await next_exit(kernel.exits)
-    await next_exit(kernel.exits)
-    await next_exit(kernel.exits)
-    await kernel.supervisor.settle()
+    for _ in range(3):
+        await next_exit(kernel.exits)
+    await manager.settle()  # a restart would be under way by now
     assert manager.state("faulty") == PluginState.error("worker exited with code 1")
-    assert kernel.supervisor.history == [
-        ("faulty", "restarting"),
-        ("faulty", "restarting"),
-        ("faulty", "given up"),
-    ]
+    entries = [e for e in watcher.events if getattr(e, "new_state", None) == PluginState.RUNNING]
+    assert len(entries) == 3 + 1  # the first start, two restarts... and the bystander's
+    assert kernel.proxy.worker_pid is None
 
 
 # -- configuration and the command line ---------------------------------------------------------
@@ -483,3 +480,55 @@ def test_list_and_info_show_the_isolation_and_info_asks_the_worker(
     assert code == 1
     assert "RuntimeError: this plugin cannot be imported" in info["error"]
     assert "isobroken" not in sys.modules
+
+
+async def test_discovery_runs_process_plugins_in_workers_and_restarts_them(
+    site: FakeSite, tmp_path: Path
+) -> None:
+    from mofa_kernel._config import load_settings
+
+    config = tmp_path / "mofa.toml"
+    config.write_text(
+        '[kernel]\nisolation = "process"\ntimeout = 10.0\n'
+        '[plugins.hooky]\nisolation = "inline"\n'
+        "[plugins.faulty]\nmax_restarts = 1\n"
+        "[plugins.broken]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    manager = PluginManager.from_settings(load_settings(config))
+    watcher = Watcher(manager)
+    try:
+        report = manager.discover()
+        assert {r.plugin_id: r.status for r in report.records}["faulty"] == "registered"
+        assert "isofaulty" not in sys.modules
+        await manager.start_all()
+        assert int(await manager.execute("faulty", "pid")) != os.getpid()
+        assert (await manager.execute("hooky", "x")).startswith(f"hook {os.getpid()} ")
+        with pytest.raises(PluginExecutionError, match="worker exited with code 1"):
+            await manager.execute("faulty", "exit")
+        await watcher.running("faulty", 2)
+        assert await manager.execute("faulty", "back") == "echo back"
+    finally:
+        await manager.shutdown()
+    assert manager.state("faulty") == PluginState.UNLOADED
+
+
+async def test_shutdown_ends_the_worker_of_a_plugin_never_started(
+    site: FakeSite, tmp_path: Path
+) -> None:
+    from mofa_kernel._config import load_settings
+
+    config = tmp_path / "mofa.toml"
+    config.write_text(
+        '[kernel]\nisolation = "process"\n[plugins.faulty]\nauto_start = false\n',
+        encoding="utf-8",
+    )
+    manager = PluginManager.from_settings(load_settings(config))
+    manager.discover()
+    proxy = manager.get("faulty")
+    assert isinstance(proxy, IsolatedPlugin)
+    pid = proxy.worker_pid
+    assert pid is not None
+    assert running(pid)
+    await manager.shutdown()
+    assert not running(pid)

@@ -47,6 +47,7 @@ from ._types import PluginState
 if TYPE_CHECKING:
     from ._config import KernelSettings
     from ._discovery import PluginSource
+    from ._isolation._supervise import Supervisor
     from ._reload import HotReloader
 
 __all__ = ["PluginManager"]
@@ -88,6 +89,7 @@ class PluginManager:
         self._observers = Observers(self._bus)
         self._intake = Intake(self._registry, self._lifecycle, self._observers)
         self._hot_reloader: HotReloader | None = None
+        self._supervisor: Supervisor | None = None  # made for the first isolated plugin
         # The hot path: ``execute`` is the caller's own, one call deep; with MOFA_TRACE set,
         # a timed one (so the plain one never checks for tracing).
         caller = self._caller
@@ -159,9 +161,11 @@ class PluginManager:
         the hook specifications or whose metadata cannot be read, and
         :class:`~mofa_kernel.DiscoveryError` for an id that is taken.
         """
-        return self._intake.register(
+        pid = self._intake.register(
             plugin, config=config, timeout=timeout if timeout is not None else self.timeout
         )
+        self._supervise(pid)
+        return pid
 
     def discover(self) -> DiscoveryReport:
         """Find the plugins of entry-point group ``mofa.plugins`` and register the enabled ones.
@@ -171,7 +175,20 @@ class PluginManager:
         A plugin that fails to import, a duplicate id, or a distribution that
         needs another mofa-kernel is recorded as failed; the rest carry on.
         """
-        return self._intake.discover(self.settings, self.timeout)
+        report = self._intake.discover(self.settings, self.timeout)
+        for record in report.records:
+            self._supervise(record.plugin_id)
+        return report
+
+    def _supervise(self, plugin_id: str) -> None:
+        """Restart an isolated plugin after its worker dies, by its ``[plugins.ID]`` policy."""
+        entry = self._registry.entries.get(plugin_id)
+        plugin = entry.plugin if entry is not None else None
+        if not getattr(type(plugin), "mofa_isolated", False):
+            return
+        from ._isolation._setup import supervise
+
+        self._supervisor = supervise(self, plugin, self._supervisor)  # type: ignore[arg-type]
 
     # -- queries --------------------------------------------------------------------------
 
@@ -413,6 +430,8 @@ class PluginManager:
         """Wait for the work the manager started on its own (stopping a failed plugin's
         dependents, async ``on_plugin_event`` observers) to finish."""
         await self._scheduler.settle()
+        if self._supervisor is not None:
+            await self._supervisor.settle()
         await self._bus.drain()
 
     async def shutdown(self) -> None:
@@ -423,6 +442,8 @@ class PluginManager:
         await self.stop_all()
         await self.unload_all()
         await self.settle()
+        if self._supervisor is not None:
+            await self._supervisor.shut_down()  # workers of isolated plugins never loaded
         self._caller.stop_watching()
 
     # -- hot reload -----------------------------------------------------------------------

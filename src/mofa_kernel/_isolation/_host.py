@@ -39,12 +39,11 @@ from ._frames import (
     META,
     OK,
     REPLY,
-    SPEC,
     FrameDecoder,
 )
 from ._frames import encode as _encode
 from ._frames import encode_call as _encode_call
-from ._spawn import _settle, launch, spares, wait
+from ._spawn import Launched, Prepared, _settle, launch, spares, spec_frame, wait
 
 __all__ = ["ContextHandler", "RemoteFault", "WorkerProcess", "WorkerSpec"]
 
@@ -159,6 +158,23 @@ class WorkerProcess:
     async def start(self) -> tuple[dict[str, Any], list[str]]:
         """Start the worker and import the plugin there: its metadata (serde JSON) and hooks."""
         launched = spares.take(self.spec) or launch(self.spec)
+        await self._connect(launched)
+        spares.replenish(self.spec)
+        writer = self._writer
+        assert writer is not None
+        writer.write(spec_frame(self.spec))
+        try:
+            metadata, hooks = await self._meta
+        except BaseException:
+            await self.close()
+            raise
+        return metadata, hooks
+
+    async def attach(self, prepared: Prepared) -> None:
+        """Serve through a worker that :func:`~._spawn.prepare` started without a loop."""
+        await self._connect(prepared.launched)
+
+    async def _connect(self, launched: Launched) -> None:
         self.pid = launched.pid
         self._reads = launched.reads
         loop = self._loop
@@ -171,26 +187,6 @@ class WorkerProcess:
             )
         finally:
             self._spawn(self._watch())
-        spares.replenish(self.spec)
-        self._write(
-            [
-                SPEC,
-                {
-                    "plugin_id": self.spec.plugin_id,
-                    "entry_point": self.spec.entry_point,
-                    "distribution": self.spec.distribution,
-                    "group": self.spec.group,
-                    "memory_limit": self.spec.memory_limit,
-                    "sys_path": list(self.spec.sys_path),
-                },
-            ]
-        )
-        try:
-            metadata, hooks = await self._meta
-        except BaseException:
-            await self.close()
-            raise
-        return metadata, hooks
 
     # -- calls ------------------------------------------------------------------------------
 

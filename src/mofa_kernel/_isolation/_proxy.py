@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from mofa_kernel._errors import PluginExecutionError, PluginLoadError
+from mofa_kernel._errors import PluginError, PluginExecutionError, PluginLoadError
 from mofa_kernel._hookspecs import hookimpl
 from mofa_kernel._plugin import AgentPlugin, HotReloadable
 
+from . import _spawn
 from ._host import WorkerProcess, WorkerSpec
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
     cancelled after running that long ends the worker.
     """
 
+    #: How the runtime tells an isolated plugin from others without importing this module.
+    mofa_isolated = True
+
     def __init__(
         self,
         spec: WorkerSpec,
@@ -54,6 +58,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
         self._hooks = frozenset(hooks)
         self.deadline = deadline
         self._worker: WorkerProcess | None = None
+        self._prepared: _spawn.Prepared | None = None
         self._stats: dict[str, Any] = {}
         self._listeners: list[ExitListener] = []
         #: How the last worker ended unasked (``None`` until one does).
@@ -77,6 +82,23 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
         proxy._attach(worker)
         return proxy
 
+    @classmethod
+    def prepare(cls, spec: WorkerSpec, *, deadline: float | None = None) -> IsolatedPlugin:
+        """Like :meth:`spawn`, without an event loop (discovery is synchronous): the worker
+        imports the plugin now and is tied to the loop at ``load``."""
+        from mofa_kernel._metadata import PluginMetadata
+        from mofa_kernel._serde import from_data
+
+        prepared = _spawn.prepare(spec, deadline)
+        try:
+            metadata = from_data(PluginMetadata, prepared.metadata)
+        except PluginError:
+            _spawn.kill_now(prepared.launched)
+            raise
+        proxy = cls(spec, metadata, hooks=prepared.hooks, deadline=deadline)
+        proxy._prepared = prepared
+        return proxy
+
     @property
     def metadata(self) -> PluginMetadata:
         return self._metadata
@@ -85,6 +107,8 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
     def worker_pid(self) -> int | None:
         """The running worker's process id (also its process group's), or ``None``."""
         worker = self._worker
+        if worker is None and self._prepared is not None:
+            return self._prepared.launched.pid
         return worker.pid if worker is not None and worker.alive else None
 
     def __repr__(self) -> str:
@@ -107,8 +131,11 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
     async def shut_down(self) -> None:
         """End the worker, if any, without running the plugin's hooks (the host is leaving)."""
         worker, self._worker = self._worker, None
+        prepared, self._prepared = self._prepared, None
         if worker is not None:
             await worker.close()
+        if prepared is not None:
+            await _spawn.discard(prepared)
 
     # -- the worker -------------------------------------------------------------------------
 
@@ -127,6 +154,12 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
             return worker
         if worker is not None:
             await worker.close()  # what a crashed worker left behind is already gone
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            ready = WorkerProcess(self.spec, self._context_request)
+            await ready.attach(prepared)
+            self._attach(ready)
+            return ready
         fresh = WorkerProcess(self.spec, self._context_request)
         data, hooks = await fresh.start()
         if data.get("id") != self._metadata.id:

@@ -14,16 +14,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
+import signal
 import sys
+import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from ._exit import WorkerExit
+from ._frames import FAIL, MEMORY_EXIT, META, SPEC, FrameDecoder, encode
 
 if TYPE_CHECKING:
     from ._host import WorkerSpec
 
-__all__ = ["Launched", "launch", "set_spare_worker", "spares", "wait"]
+__all__ = [
+    "Launched",
+    "Prepared",
+    "discard",
+    "kill_now",
+    "launch",
+    "prepare",
+    "set_spare_worker",
+    "spares",
+    "spec_frame",
+    "wait",
+]
 
 #: ``-u``: the plugin's prints reach the host's stdout as they happen, not when a buffer fills.
 _ARGV = ("-u", "-m", "mofa_kernel._isolation._worker")
@@ -73,6 +90,97 @@ def launch(spec: WorkerSpec) -> Launched:
         os.close(to_worker)
         os.close(from_worker)
     return Launched(pid, host_reads, host_writes, _key(spec))
+
+
+def spec_frame(spec: WorkerSpec) -> bytes:
+    """The first frame a worker reads: which plugin to import, and its cap."""
+    return encode(
+        [
+            SPEC,
+            {
+                "plugin_id": spec.plugin_id,
+                "entry_point": spec.entry_point,
+                "distribution": spec.distribution,
+                "group": spec.group,
+                "memory_limit": spec.memory_limit,
+                "sys_path": list(spec.sys_path),
+            },
+        ]
+    )
+
+
+@attrs.frozen
+class Prepared:
+    """A worker that has imported its plugin, not yet tied to an event loop."""
+
+    launched: Launched
+    #: The plugin's metadata (serde JSON) and the hooks it implements.
+    metadata: dict[str, Any]
+    hooks: tuple[str, ...]
+
+
+def prepare(spec: WorkerSpec, timeout: float | None) -> Prepared:
+    """Start a worker and learn its plugin's metadata without an event loop (discovery is
+    synchronous). Raises :class:`~mofa_kernel.PluginLoadError` saying why not."""
+    from mofa_kernel._errors import PluginLoadError
+
+    launched = spares.take(spec) or launch(spec)
+    spares.replenish(spec)
+    label = f"worker of plugin {spec.plugin_id!r}"
+    try:
+        os.write(launched.writes, spec_frame(spec))
+        decoder = FrameDecoder()
+        poller = select.poll()
+        poller.register(launched.reads, select.POLLIN)
+        limit = time.monotonic() + (timeout if timeout is not None else 60.0)
+        while True:
+            left = limit - time.monotonic()
+            if left <= 0 or not poller.poll(max(1, int(left * 1000))):
+                raise PluginLoadError(
+                    f"{label}: no answer within {timeout:g}s", plugin_id=spec.plugin_id
+                )
+            data = os.read(launched.reads, 1 << 16)
+            if not data:
+                _, status = os.waitpid(launched.pid, 0)
+                ended = WorkerExit.from_status(_status(status), spec.memory_limit, MEMORY_EXIT)
+                raise PluginLoadError(
+                    f"{label} ended before it reported the plugin: {ended}",
+                    plugin_id=spec.plugin_id,
+                )
+            for message in decoder.feed(data):
+                if message[0] == META:
+                    return Prepared(launched, message[1], tuple(message[2]))
+                if message[0] == FAIL:
+                    raise PluginLoadError(
+                        f"{label}: {message[2].get('message') or message[2].get('type')}",
+                        plugin_id=spec.plugin_id,
+                        distribution=spec.distribution,
+                        entry_point=spec.entry_point,
+                    )
+    except BaseException:
+        kill_now(launched)
+        raise
+
+
+def kill_now(launched: Launched) -> None:
+    """End a worker at once and reap it, without an event loop."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(launched.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(launched.pid, 0)
+    _discard(launched)
+
+
+async def discard(prepared: Prepared) -> None:
+    """End a prepared worker that never served, and its process group."""
+    from ._host import end_group
+
+    pid = prepared.launched.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    _discard(prepared.launched)
+    await wait(pid)
+    await end_group(pid)
 
 
 def _status(status: int) -> int:

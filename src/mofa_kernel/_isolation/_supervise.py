@@ -44,13 +44,21 @@ class Supervisor:
     def __init__(self, port: SupervisionPort) -> None:
         self.port = port
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watched: list[IsolatedPlugin] = []
         #: Crash reports and restarts, in order, for whoever wants to look (tests, stats).
         self.history: list[tuple[str, str]] = []
 
     def watch(self, proxy: IsolatedPlugin, policy: RestartPolicy | None = None) -> None:
         """Handle every unasked end of ``proxy``'s workers under ``policy`` (default 3 in 60 s)."""
         rules = policy if policy is not None else RestartPolicy()
+        self._watched.append(proxy)
         proxy.on_worker_exit(lambda ended: self._crashed(proxy, rules, ended))
+
+    async def shut_down(self) -> None:
+        """End the workers still running (a plugin discovered and never unloaded)."""
+        await self.settle()
+        for proxy in self._watched:
+            await proxy.shut_down()
 
     def _crashed(self, proxy: IsolatedPlugin, policy: RestartPolicy, ended: WorkerExit) -> None:
         plugin_id = proxy.metadata.id
@@ -75,23 +83,24 @@ class Supervisor:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-class _ManagerPort:
-    """:class:`SupervisionPort` for today's :class:`~mofa_kernel.PluginManager`."""
+class _RuntimePort:
+    """:class:`SupervisionPort` of a :class:`~mofa_kernel.PluginManager`'s runtime."""
 
     def __init__(self, manager: PluginManager) -> None:
         self.manager = manager
 
     def crashed(self, plugin_id: str, message: str) -> None:
         manager = self.manager
-        slot = manager._slot(plugin_id)
-        if slot.state.is_error or slot.state is PluginState.UNLOADED:
+        entry = manager._registry.get(plugin_id)
+        if entry.state.is_error or entry.state is PluginState.UNLOADED:
             return  # the call that met the end has recorded it already
-        was_up = slot.state in (PluginState.RUNNING, PluginState.PAUSED)
-        slot.error = message
-        manager._set_state(slot, PluginState.error(message))
+        was_up = entry.state in (PluginState.RUNNING, PluginState.PAUSED)
+        entry.error = message
+        lifecycle = manager._lifecycle
+        lifecycle.set_state(entry, PluginState.error(message))
         manager.emit(PluginEvent.PluginError(plugin_id=plugin_id, error=message))
         if was_up:
-            manager._take_down_dependents(plugin_id)
+            lifecycle.on_down(plugin_id)
 
     async def restart(self, plugin_id: str) -> None:
         manager = self.manager
@@ -103,4 +112,4 @@ class _ManagerPort:
 
 def manager_port(manager: PluginManager) -> SupervisionPort:
     """The supervision port of ``manager``."""
-    return _ManagerPort(manager)
+    return _RuntimePort(manager)
