@@ -532,3 +532,32 @@ async def test_shutdown_ends_the_worker_of_a_plugin_never_started(
     assert running(pid)
     await manager.shutdown()
     assert not running(pid)
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "isolation"
+
+
+def test_the_documentation_example(tmp_path: Path) -> None:
+    """docs/isolation.md's example, its distribution installed as metadata on the path."""
+    from _examples import check_example_output
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    dist_info = tmp_path / "site" / f"{project['name'].replace('-', '_')}-0.1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: 0.1.0\n", encoding="utf-8"
+    )
+    points = project["entry-points"]["mofa.plugins"]
+    (dist_info / "entry_points.txt").write_text(
+        "[mofa.plugins]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()), encoding="utf-8"
+    )
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(dist_info.parent), str(EXAMPLE)]),
+        "MOFA_PLUGINS": ",".join(points),
+    }
+    check_example_output(EXAMPLE / "host.py", tmp_path, env)

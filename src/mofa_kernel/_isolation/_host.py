@@ -135,7 +135,8 @@ class WorkerProcess:
         self._next = 0
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.ReadTransport | None = None
-        self._meta: asyncio.Future[list[Any]] = self._loop.create_future()
+        #: The plugin's metadata and hooks, awaited by :meth:`start` (``None`` when attached).
+        self._meta: asyncio.Future[list[Any]] | None = None
         self._ending: WorkerExit | None = None
         self._closing = False
         self._killer: asyncio.TimerHandle | None = None
@@ -157,6 +158,7 @@ class WorkerProcess:
 
     async def start(self) -> tuple[dict[str, Any], list[str]]:
         """Start the worker and import the plugin there: its metadata (serde JSON) and hooks."""
+        meta = self._meta = self._loop.create_future()
         launched = spares.take(self.spec) or launch(self.spec)
         await self._connect(launched)
         spares.replenish(self.spec)
@@ -164,7 +166,7 @@ class WorkerProcess:
         assert writer is not None
         writer.write(spec_frame(self.spec))
         try:
-            metadata, hooks = await self._meta
+            metadata, hooks = await meta
         except BaseException:
             await self.close()
             raise
@@ -265,8 +267,9 @@ class WorkerProcess:
             if kind in (OK, FAIL):
                 entry = self._pending.pop(message[1], None)
                 if entry is None:
-                    if message[1] is None and not self._meta.done():  # the import failed
-                        self._meta.set_exception(self._import_error(message[2]))
+                    meta = self._meta
+                    if message[1] is None and meta is not None and not meta.done():
+                        meta.set_exception(self._import_error(message[2]))  # import failed
                     continue
                 future, method = entry
                 if future.done():
@@ -277,7 +280,7 @@ class WorkerProcess:
                     future.set_exception(_fault_error(self.spec.plugin_id, method, message[2]))
             elif kind == CTX:
                 self._spawn(self._serve_context(message[1], message[2], message[3]))
-            elif kind == META and not self._meta.done():
+            elif kind == META and self._meta is not None and not self._meta.done():
                 self._meta.set_result([message[1], message[2]])
 
     async def _serve_context(self, request_id: int, op: str, args: list[Any]) -> None:
@@ -363,7 +366,7 @@ class WorkerProcess:
         for future, method in pending.values():
             if not future.done():
                 future.set_exception(self._gone_error(method))
-        if not self._meta.done():
+        if self._meta is not None and not self._meta.done():
             self._meta.set_exception(
                 PluginLoadError(
                     f"worker of plugin {self.spec.plugin_id!r} ended before it reported the "

@@ -436,6 +436,8 @@ def _machinery_failed(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
     exc = context.get("exception")
     if isinstance(exc, MemoryError):
         _end(MEMORY_EXIT)
+    if isinstance(exc, BrokenPipeError):
+        _host_gone()
     print(f"mofa worker: {context.get('message')}: {exc!r}", file=sys.stderr)
     _end(70)
 
@@ -467,19 +469,27 @@ def main(argv: list[str] | None = None) -> None:
         os.set_inheritable(fd, False)  # children the plugin starts must not hold the pipes
     worker = _Worker(read_fd, write_fd)
     _preload()
-    worker.send([READY])
     try:
+        worker.send([READY])
         worker.run()
+    except BrokenPipeError:
+        _host_gone()
     except MemoryError:
         _end(MEMORY_EXIT)
     except _frames.FrameError as exc:
         print(f"mofa worker: {exc}", file=sys.stderr)
         _end(70)
     if not worker.dismissed:
-        # The host is gone and will not clean up after us: take the whole process group down.
-        _flush()
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        _host_gone()
     _end(0)
+
+
+def _host_gone() -> NoReturn:
+    """The host went away and will not clean up after us: take the whole process group down."""
+    with contextlib.suppress(OSError):  # a closed stream, or nobody left to read it
+        _flush()
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(0)  # not reached: the group includes this process
 
 
 if __name__ == "__main__":
