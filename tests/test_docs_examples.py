@@ -105,7 +105,11 @@ def included_files() -> set[str]:
 
 
 def test_every_example_is_shown_in_the_docs() -> None:
-    files = {p.name for p in EXAMPLES.iterdir() if p.suffix in (".py", ".out", ".toml")}
+    files = {
+        p.relative_to(EXAMPLES).as_posix()
+        for p in EXAMPLES.rglob("*")
+        if p.suffix in (".py", ".out", ".toml")
+    }
     # Outputs are shown where the docs say what a program prints; programs always.
     shown = included_files()
     assert {p.name for p in [*PROGRAMS, *PLUGIN_MODULES, PYPROJECT]} <= shown
