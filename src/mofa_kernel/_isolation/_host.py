@@ -342,7 +342,7 @@ class WorkerProcess:
                 self._writer.close()
             try:
                 await asyncio.wait_for(self.ended.wait(), self.spec.grace)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not yet the builtin TimeoutError on 3.10
                 self.terminate(WorkerExit("exited"))
         await self.ended.wait()
 
