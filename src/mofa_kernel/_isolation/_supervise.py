@@ -80,7 +80,9 @@ class Supervisor:
     async def settle(self) -> None:
         """Wait for the restarts under way."""
         while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            under_way = list(self._tasks)
+            await asyncio.gather(*under_way, return_exceptions=True)
+            self._tasks.difference_update(under_way)
 
 
 class _RuntimePort:
