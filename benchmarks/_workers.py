@@ -59,7 +59,7 @@ def discovery(params: dict[str, Any]) -> Figures:
     figures["stdlib_ms"] = _median_ms(lambda: importlib.metadata.entry_points(group=GROUP), repeats)
 
     def from_file() -> None:
-        _cache._memo.clear()
+        _cache.forget_scans()
         result = scan_with_problems()
         assert result.fingerprint is not None, "a warm scan missed the cache"
 

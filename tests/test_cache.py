@@ -34,7 +34,7 @@ from mofa_kernel._discovery import PLUGIN_GROUP, ScanResult, scan_with_problems
 # of their own, without the third-party packages.
 for _module in (
     "mofa_kernel._config",
-    "mofa_kernel._serde",
+    "mofa_kernel._wire",
     "mofa_kernel._manager",
     "packaging.requirements",
     "packaging.specifiers",
@@ -142,9 +142,9 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     monkeypatch.chdir(tmp_path)
     # Written bytecode would change the sites under test; pip writes it at install time.
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    _cache._memo.clear()
+    _cache.forget_scans()
     yield home
-    _cache._memo.clear()
+    _cache.forget_scans()
 
 
 def use(site: FakeSite, monkeypatch: pytest.MonkeyPatch) -> FakeSite:
@@ -174,7 +174,7 @@ def scan_twice(forget: bool) -> tuple[ScanResult, ScanResult]:
     """Two scans, the second from the in-process memo or (``forget``) from the file."""
     first = scan_with_problems()
     if forget:
-        _cache._memo.clear()
+        _cache.forget_scans()
     return first, scan_with_problems()
 
 
@@ -222,7 +222,7 @@ def test_install_is_seen(
     assert scan_with_problems().fingerprint is not None
     site.add("mkt-added", plugins={"added": "mkt_added:Plugin"})
     if forget:
-        _cache._memo.clear()
+        _cache.forget_scans()
     assert plugins(scan_with_problems()) == {"base": "mkt_base:Plugin", "added": "mkt_added:Plugin"}
 
 
@@ -313,7 +313,7 @@ def test_a_corrupt_file_is_ignored_and_rewritten(
     text = stored.read_text(encoding="utf-8")
     for damage in (text[: len(text) // 2], "\x00" * 64, "[]", text.replace('"base"', "42")):
         stored.write_text(damage, encoding="utf-8")
-        _cache._memo.clear()
+        _cache.forget_scans()
         assert plugins(scan_with_problems()) == {"base": "mkt_base:Plugin"}
         assert json.loads(stored.read_text(encoding="utf-8"))["scan"]["sources"][0][0] == "base"
 
@@ -328,7 +328,7 @@ def test_a_file_of_another_schema_is_ignored(
     data["schema"] = _cache.SCHEMA + 1
     data["scan"]["sources"] = [["ghost", "ghost:P", "ghost", "1", None, None, None]]
     stored.write_text(json.dumps(data), encoding="utf-8")
-    _cache._memo.clear()
+    _cache.forget_scans()
     assert plugins(scan_with_problems()) == {"base": "mkt_base:Plugin"}
     assert json.loads(stored.read_text(encoding="utf-8"))["schema"] == _cache.SCHEMA
 
@@ -371,10 +371,10 @@ import sys
 from mofa_kernel import _cache
 
 path, me, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-payload = {"schema": _cache.SCHEMA, "identity": _cache._identity(), "writer": me,
+payload = {"schema": _cache.SCHEMA, "identity": _cache._store.identity(), "writer": me,
            "body": [me * 40] * 2000}
 for _ in range(rounds):
-    assert _cache._write_json(path, payload)
+    assert _cache._store.write_json(path, payload)
 """
 
 
@@ -398,7 +398,7 @@ def test_concurrent_writers_never_leave_a_torn_file(tmp_path: Path) -> None:
             data = json.loads(text)  # a torn file would not parse
             reads += 1
             assert data["body"] == [data["writer"] * 40] * 2000
-            assert _cache._read_json(str(target)) is not None
+            assert _cache._store.read_json(str(target)) is not None
     finally:
         for writer in writers:
             _, err = writer.communicate(timeout=60)
@@ -622,7 +622,12 @@ from mofa_kernel._cli import main
 
 mode, sys.argv[1:] = sys.argv[1], sys.argv[2:]
 if mode == "prepare":  # what the slow path needs, before sys.path loses site-packages
-    for name in ("mofa_kernel._config", "mofa_kernel._serde", "packaging.requirements"):
+    for name in (
+        "mofa_kernel._config",
+        "mofa_kernel._discovery",
+        "mofa_kernel._wire",
+        "packaging.requirements",
+    ):
         importlib.import_module(name)
 sys.path[:] = sys.argv[1:]
 before = set(sys.modules)

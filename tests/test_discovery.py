@@ -11,17 +11,14 @@ import pytest
 from _fakesite import FakeSite, fake_site
 from mofa_kernel import AgentPlugin, PluginLoadError
 from mofa_kernel._discovery import (
-    PLUGIN_GROUP,
-    PluginSource,
     find_duplicates,
-    installed_kernel_version,
-    kernel_requirement_error,
     load_plugin_object,
-    normalize_name,
     scan,
     scan_with_problems,
     survey,
 )
+from mofa_kernel._distributions import installed_kernel_version, kernel_requirement_error
+from mofa_kernel._source import PLUGIN_GROUP, PluginSource, normalize_name
 
 CLASS_PLUGIN = """\
 from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
@@ -117,7 +114,7 @@ def test_scan_reads_entry_points_without_importing(site: FakeSite) -> None:
 
 def test_module_entry_point_has_no_attr() -> None:
     source = PluginSource("m", "pkg.sub [extra]")
-    assert source.module == "pkg.sub [extra]".partition(":")[0].strip()
+    assert source.module == "pkg.sub"
     assert source.attr is None
     assert PluginSource("m", "pkg.sub:obj.factory [extra]").attr == "obj.factory"
 

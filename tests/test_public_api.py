@@ -64,7 +64,7 @@ HEAVY_MODULES = [
     "watchfiles",
     "mofa_kernel._cli",
     "mofa_kernel._manager",
-    "mofa_kernel._serde",
+    "mofa_kernel._wire",
     "mofa_kernel._config",
     "mofa_kernel._discovery",
     "importlib.metadata",

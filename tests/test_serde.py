@@ -29,7 +29,7 @@ from mofa_kernel import (
     from_json,
     to_json,
 )
-from mofa_kernel._serde import MAX_DEPTH, converter, error_lines, from_data, to_data
+from mofa_kernel._wire import MAX_DEPTH, converter, error_lines, from_data, to_data
 
 META = (
     '{"id":"p","name":"P","version":"1.0.0","description":"","plugin_type":"Tool",'
@@ -596,9 +596,9 @@ def test_importing_the_package_does_not_import_the_serde_machinery() -> None:
     code = (
         "import sys, mofa_kernel\n"
         "assert 'cattrs' not in sys.modules, 'cattrs'\n"
-        "assert 'mofa_kernel._serde' not in sys.modules, '_serde'\n"
+        "assert 'mofa_kernel._wire._converter' not in sys.modules, '_wire'\n"
         "assert mofa_kernel.to_json(mofa_kernel.PluginState.RUNNING) == '\"Running\"'\n"
-        "assert 'mofa_kernel._serde' in sys.modules\n"
+        "assert 'mofa_kernel._wire._converter' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -33,7 +33,7 @@ from mofa_kernel import (
     from_json,
     to_json,
 )
-from mofa_kernel._serde import from_data, to_data
+from mofa_kernel._wire import from_data, to_data
 
 I64_MIN, U64_MAX, U32_MAX = -(2**63), 2**64 - 1, 2**32 - 1
 

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from ._metadata import JSONValue, PluginConfig, PluginMetadata
     from ._plugin import AgentPlugin, HotReloadable
     from ._reload_config import HotReloadConfig, ReloadStrategy
-    from ._serde import from_json, to_json
     from ._types import PluginPriority, PluginState, PluginType
+    from ._wire import from_json, to_json
 del TYPE_CHECKING
 
 __all__ = [
@@ -128,8 +128,8 @@ _MODEL = {
 _LAZY = {
     **_MODEL,
     "PluginManager": "._manager",
-    "from_json": "._serde",
-    "to_json": "._serde",
+    "from_json": "._wire",
+    "to_json": "._wire",
 }
 
 

@@ -12,7 +12,9 @@ the loop runs again, where the manager reports it like any other fault.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
+import logging
 import os
 import sys
 import threading
@@ -25,6 +27,8 @@ from typing import Any
 import attrs
 
 __all__ = ["BlockIncident", "LoopMonitor"]
+
+_logger = logging.getLogger("mofa_kernel")
 
 
 @attrs.frozen
@@ -74,6 +78,12 @@ class LoopMonitor:
         self._thread: threading.Thread | None = None
         self._pending: list[BlockIncident] = []
         self._lock = threading.Lock()
+        #: The plugin found holding the loop in the current stall, and that stall's beat
+        #: (written by the watcher thread, read by the loop).
+        self._culprit: str | None = None
+        self._culprit_beat = -1.0
+        #: Recent stalls whose culprit is known: (start, end, plugin id).
+        self._stalls: collections.deque[tuple[float, float, str]] = collections.deque(maxlen=64)
 
     @property
     def running(self) -> bool:
@@ -114,8 +124,25 @@ class LoopMonitor:
         for incident in pending:
             on_block(incident)
 
+    def stalled(self, owner: str | None, started: float, now: float) -> float:
+        """Seconds of ``[started, now]`` during which a plugin other than ``owner`` was seen
+        holding the loop (what a deadline of ``owner``'s must not be charged for)."""
+        stalls = list(self._stalls)
+        culprit, beat = self._culprit, self._culprit_beat
+        if culprit is not None and beat == self._beat:  # a stall still being recovered from
+            stalls.append((beat, now, culprit))
+        total = 0.0
+        for begin, end, who in stalls:
+            if who != owner:
+                total += max(0.0, min(end, now) - max(begin, started))
+        return total
+
     def _heartbeat(self) -> None:
-        self._beat = time.monotonic()
+        now = time.monotonic()
+        if self._culprit is not None and self._culprit_beat == self._beat:
+            self._stalls.append((self._beat, now, self._culprit))
+            self._culprit = None
+        self._beat = now
         if self._pending:
             self.deliver()
         loop = self._loop
@@ -151,6 +178,15 @@ class LoopMonitor:
                 continue
             reported_beat = beat  # one report per blocked stretch
             suspect = None
+            self._culprit = incident.plugin_id
+            self._culprit_beat = beat
+            # Said now, while the loop is still stuck; the event follows once it runs again.
+            _logger.warning(
+                "plugin %s: %s is blocking the event loop (%s)",
+                incident.plugin_id,
+                incident.hook,
+                incident.describe(),
+            )
             with self._lock:
                 self._pending.append(incident)
             on_seen = self._on_seen()

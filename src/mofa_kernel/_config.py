@@ -24,17 +24,17 @@ from typing import Any, Final, Literal, TypeVar, get_args
 import attrs
 import cattrs
 from cattrs.errors import (
-    AttributeValidationNote,
     BaseValidationError,
     ForbiddenExtraKeysError,
-    IterableValidationNote,
 )
 from cattrs.gen import make_dict_structure_fn, override
 
-from ._discovery import PluginSource, normalize_name
-from ._errors import PluginConfigError, quoted
+from ._errors import PluginConfigError
 from ._metadata import JSONValue, PluginConfig
 from ._reload_config import HotReloadConfig, ReloadStrategy
+from ._source import PluginSource, Selection
+from ._source import toml_key as _key
+from ._wire._errors import error_lines
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,8 +57,6 @@ __all__ = [
 #: The configuration file looked for in the working directory.
 CONFIG_FILE_NAME: Final = "mofa.toml"
 ENV_CONFIG: Final = "MOFA_CONFIG"
-ENV_PLUGINS: Final = "MOFA_PLUGINS"
-ENV_DISABLE_AUTOLOAD: Final = "MOFA_DISABLE_PLUGIN_AUTOLOAD"
 
 #: The reload strategies as spelled in the configuration file.
 StrategyName = Literal["immediate", "debounced", "manual", "on_idle"]
@@ -69,8 +67,6 @@ _TRUST_MODES: Final[tuple[str, ...]] = get_args(TrustModeName)
 #: Where a plugin runs: in the host's process, or in a worker process of its own.
 IsolationName = Literal["inline", "process"]
 _ISOLATIONS: Final[tuple[str, ...]] = get_args(IsolationName)
-_FALSE_WORDS: Final = frozenset({"", "0", "false", "no", "off"})
-_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_POSITION: Final = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 _T = TypeVar("_T")
@@ -200,12 +196,6 @@ class _Invalid(ValueError):
     def __init__(self, *problems: tuple[str, str]) -> None:
         super().__init__("; ".join(message for _, message in problems))
         self.problems = problems
-
-
-def _key(path: str, key: object) -> str:
-    text = str(key)
-    part = text if _BARE_KEY.fullmatch(text) else quoted(text)
-    return f"{path}.{part}" if path else part
 
 
 def _kind(value: object) -> str:
@@ -419,16 +409,7 @@ def _problem_lines(exc: BaseException, path: str) -> list[str]:
     if isinstance(exc, ForbiddenExtraKeysError):
         return [f"{_key(path, key)}: unknown key" for key in sorted(exc.extra_fields)]
     if isinstance(exc, BaseValidationError):
-        lines: list[str] = []
-        for sub in exc.exceptions:
-            sub_path = path
-            for note in getattr(sub, "__notes__", ()):
-                if isinstance(note, AttributeValidationNote):
-                    sub_path = _key(path, note.name)
-                elif isinstance(note, IterableValidationNote):
-                    sub_path = _key(path, note.index)
-            lines.extend(_problem_lines(sub, sub_path))
-        return lines
+        return error_lines(exc, path, join=lambda at, key, _: _key(at, key), leaf=_problem_lines)
     message = " ".join(str(exc).split()) or type(exc).__name__
     return [f"{path or '(top level)'}: {message}"]
 
@@ -497,72 +478,6 @@ def load_settings(
             where = str(config_path)
         raise PluginConfigError(f"{where}: invalid TOML: {message}") from None
     return structure_settings(data, path=config_path)
-
-
-def _env_flag(value: str | None) -> bool:
-    return value is not None and value.strip().lower() not in _FALSE_WORDS
-
-
-@attrs.frozen
-class Selection:
-    """Which discovered plugins may load, from the configuration and the environment.
-
-    Applies, in order: autoload off (``kernel.autoload = false`` or
-    ``MOFA_DISABLE_PLUGIN_AUTOLOAD=1``) excludes everything; ``MOFA_PLUGINS``
-    (comma-separated ids; set but empty means none) excludes the ids it does
-    not name; ``kernel.deny`` and a non-empty ``kernel.allow`` match plugin ids
-    or distribution names (compared in PEP 503 normal form); ``[plugins.ID]
-    enabled = false`` excludes ID.
-    """
-
-    autoload_off_by: str | None = None
-    only: frozenset[str] | None = None
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
-    disabled: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_settings(
-        cls, settings: KernelSettings, environ: Mapping[str, str] | None = None
-    ) -> Selection:
-        env = os.environ if environ is None else environ
-        autoload_off_by = None
-        if _env_flag(env.get(ENV_DISABLE_AUTOLOAD)):
-            autoload_off_by = ENV_DISABLE_AUTOLOAD
-        elif not settings.kernel.autoload:
-            autoload_off_by = "kernel.autoload"
-        only = env.get(ENV_PLUGINS)
-        return cls(
-            autoload_off_by=autoload_off_by,
-            only=None if only is None else frozenset(filter(None, map(str.strip, only.split(",")))),
-            allow=settings.kernel.allow,
-            deny=settings.kernel.deny,
-            disabled=frozenset(
-                pid for pid, section in settings.plugins.items() if not section.enabled
-            ),
-        )
-
-    @staticmethod
-    def _matches(names: tuple[str, ...], source: PluginSource) -> bool:
-        dist = normalize_name(source.distribution) if source.distribution else None
-        return any(
-            name == source.plugin_id or (dist is not None and normalize_name(name) == dist)
-            for name in names
-        )
-
-    def exclusion_reason(self, source: PluginSource) -> str | None:
-        """Why ``source`` must not be imported, as a short phrase, or ``None`` when it may."""
-        if self.autoload_off_by is not None:
-            return f"autoload disabled by {self.autoload_off_by}"
-        if self.only is not None and source.plugin_id not in self.only:
-            return f"not in {ENV_PLUGINS}"
-        if self._matches(self.deny, source):
-            return "denied by kernel.deny"
-        if self.allow and not self._matches(self.allow, source):
-            return "not in kernel.allow"
-        if source.plugin_id in self.disabled:
-            return f"disabled by {_key('plugins', source.plugin_id)}.enabled"
-        return None
 
 
 def plugin_rule(

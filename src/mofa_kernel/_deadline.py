@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import CoroutineType
 from typing import Any, TypeVar, cast
 
 __all__ = [
     "CallTable",
     "DeadlineExceeded",
+    "StallCredit",
     "Watchdog",
     "call_with_deadline",
     "resume_with_deadline",
@@ -31,6 +32,16 @@ _T = TypeVar("_T")
 
 class DeadlineExceeded(Exception):
     """Raised by :func:`call_with_deadline` when the deadline passes."""
+
+
+#: ``credit(owner, started, now)``: seconds of ``[started, now]`` during which the event loop
+#: was held by someone other than ``owner``. A deadline is extended by that much, so that a
+#: call delayed by another plugin's blocking is not charged for it.
+StallCredit = Callable[[str | None, float, float], float]
+
+
+def _no_credit(owner: str | None, started: float, now: float) -> float:
+    return 0.0
 
 
 class _Resume:
@@ -61,22 +72,54 @@ class _Resume:
 
 
 class _Timer:
-    __slots__ = ("expired", "task")
+    __slots__ = ("credit", "expired", "handle", "owner", "started", "task", "timeout")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
+    def __init__(
+        self,
+        task: asyncio.Task[Any],
+        started: float,
+        timeout: float,
+        owner: str | None,
+        credit: StallCredit,
+    ) -> None:
         self.task = task
+        self.started = started
+        self.timeout = timeout
+        self.owner = owner
+        self.credit = credit
         self.expired = False
+        self.handle: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = self.started + self.timeout + self.credit(self.owner, self.started, now)
+        if deadline > now:
+            self.handle = loop.call_at(deadline, self)
+        else:
+            self.expired = True
+            self.task.cancel()
 
     def __call__(self) -> None:
-        self.expired = True
-        self.task.cancel()
+        self.arm()
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
 
 
-async def call_with_deadline(awaitable: Awaitable[_T], timeout: float | None) -> _T:
+async def call_with_deadline(
+    awaitable: Awaitable[_T],
+    timeout: float | None,
+    *,
+    owner: str | None = None,
+    credit: StallCredit = _no_credit,
+) -> _T:
     """Await ``awaitable``; raise :class:`DeadlineExceeded` after ``timeout`` seconds.
 
     ``timeout=None`` means no deadline. Cancellation from outside propagates
-    unchanged.
+    unchanged. ``credit`` (see :data:`StallCredit`) extends the deadline by
+    the time the loop was held by others than ``owner``.
     """
     steps: Any = awaitable if isinstance(awaitable, CoroutineType) else awaitable.__await__()
     started = time.monotonic()
@@ -84,11 +127,16 @@ async def call_with_deadline(awaitable: Awaitable[_T], timeout: float | None) ->
         pending = steps.send(None)
     except StopIteration as stop:
         return cast("_T", stop.value)
-    return cast("_T", await resume_with_deadline(steps, pending, started, timeout))
+    return cast("_T", await resume_with_deadline(steps, pending, started, timeout, owner, credit))
 
 
 async def resume_with_deadline(
-    steps: Any, pending: Any, started: float, timeout: float | None
+    steps: Any,
+    pending: Any,
+    started: float,
+    timeout: float | None,
+    owner: str | None = None,
+    credit: StallCredit = _no_credit,
 ) -> Any:
     """Finish a coroutine whose first step (begun at ``started``) suspended on ``pending``.
 
@@ -101,8 +149,8 @@ async def resume_with_deadline(
     task = asyncio.current_task()
     if task is None:  # pragma: no cover - only reachable outside a task
         return await asyncio.wait_for(resume, timeout)
-    timer = _Timer(task)
-    handle = asyncio.get_running_loop().call_at(started + timeout, timer)
+    timer = _Timer(task, started, timeout, owner, credit)
+    timer.arm()
     try:
         return await resume
     except asyncio.CancelledError:
@@ -113,7 +161,7 @@ async def resume_with_deadline(
             raise  # cancelled from outside as well: that wins
         raise DeadlineExceeded from None
     finally:
-        handle.cancel()
+        timer.cancel()
 
 
 class Watchdog:
@@ -129,7 +177,7 @@ class Watchdog:
     chain of awaited coroutines down to the expired one.
     """
 
-    __slots__ = ("_handle", "_loop", "_tables", "armed", "expired", "min_timeout")
+    __slots__ = ("_handle", "_loop", "_tables", "armed", "credit", "expired", "min_timeout")
 
     def __init__(self) -> None:
         self._tables: list[CallTable] = []
@@ -140,10 +188,12 @@ class Watchdog:
         self.min_timeout: float | None = None
         #: Whether the timer is set (read on every call, so a plain attribute).
         self.armed = False
+        #: Time a call is not charged for: the loop held by another plugin.
+        self.credit: StallCredit = _no_credit
 
-    def table(self, timeout: float | None) -> CallTable:
-        """A new call table whose calls have ``timeout`` seconds each."""
-        table = CallTable(timeout)
+    def table(self, timeout: float | None, owner: str | None = None) -> CallTable:
+        """A new call table whose calls (``owner``'s) have ``timeout`` seconds each."""
+        table = CallTable(timeout, owner)
         self._tables.append(table)
         if timeout is not None and (self.min_timeout is None or timeout < self.min_timeout):
             self.min_timeout = timeout
@@ -184,6 +234,8 @@ class Watchdog:
             for coro, started in list(table.calls.items()):
                 deadline = started + timeout
                 if deadline <= now:
+                    deadline += self.credit(table.owner, started, now)
+                if deadline <= now:
                     if coro not in self.expired:
                         self._expire(coro)
                 elif earliest is None or deadline < earliest:
@@ -203,10 +255,11 @@ class Watchdog:
 class CallTable:
     """The in-flight calls of one plugin: coroutine -> the monotonic time it began."""
 
-    __slots__ = ("calls", "timeout")
+    __slots__ = ("calls", "owner", "timeout")
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: float | None, owner: str | None = None) -> None:
         self.timeout = timeout
+        self.owner = owner
         self.calls: dict[object, float] = {}
 
 

@@ -7,7 +7,10 @@ one place that imports a plugin's code and turns it into a plugin object.
 
 A scan is kept in the on-disk cache (:mod:`mofa_kernel._cache`) and reused
 while the installation is unchanged; ``importlib.metadata`` itself is
-imported only when a scan really runs.
+imported only when a scan really runs. The values it works on
+(:class:`~mofa_kernel._source.PluginSource`, the exclusion rule) are in
+:mod:`mofa_kernel._source`; what one distribution's metadata says is read by
+:mod:`mofa_kernel._distributions`.
 """
 
 from __future__ import annotations
@@ -16,22 +19,36 @@ import functools
 import inspect
 import logging
 import os
-import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal, cast
 
 import attrs
 
+from ._distributions import (
+    KERNEL_DISTRIBUTION,
+    kernel_requirement_error,
+    kernel_specifier,
+    metadata_field,
+    metadata_folder,
+    name_from_folder,
+    plugin_path,
+)
 from ._errors import PluginLoadError
 from ._hookspecs import PROJECT_NAME
 from ._plugin import AgentPlugin
+from ._source import (
+    PLUGIN_GROUP,
+    ExclusionRule,
+    PluginSource,
+    entry_point_target,
+    normalize_name,
+)
 
-if TYPE_CHECKING:
-    import importlib.metadata
-
+# PLUGIN_GROUP, ExclusionRule, PluginSource and normalize_name live in _source; they are
+# named here too for the modules that import them from discovery.
 __all__ = [
     "PLUGIN_GROUP",
     "ExclusionRule",
@@ -39,10 +56,9 @@ __all__ = [
     "ScanResult",
     "Survey",
     "SurveyEntry",
+    "SurveyStatus",
     "duplicate_message",
     "find_duplicates",
-    "installed_kernel_version",
-    "kernel_requirement_error",
     "load_plugin_object",
     "normalize_name",
     "scan",
@@ -50,67 +66,12 @@ __all__ = [
     "survey",
 ]
 
-#: The entry-point group that plugin distributions declare their plugins in.
-PLUGIN_GROUP: Final = "mofa.plugins"
-_KERNEL_DISTRIBUTION: Final = "mofa-kernel"
 _HOOKIMPL_MARK: Final = f"{PROJECT_NAME}_impl"
-_ENTRY_POINT_VALUE: Final = re.compile(
-    r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
-)
-_REQUIREMENT_NAME: Final = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 logger = logging.getLogger("mofa_kernel")
 
-#: Tells why a plugin is excluded from loading, or ``None`` when it may load.
-ExclusionRule = Callable[["PluginSource"], "str | None"]
-
-
-def normalize_name(name: str) -> str:
-    """A distribution name in its PEP 503 normal form (``Foo_Bar.baz`` -> ``foo-bar-baz``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-@attrs.frozen
-class PluginSource:
-    """Where one discovered plugin comes from: its entry point and distribution.
-
-    Reading a source never imports the plugin. ``requires_kernel`` is the
-    distribution's version specifier on mofa-kernel (``">=0.1"``; ``""`` for
-    any version), or ``None`` when it declares no such requirement.
-    """
-
-    plugin_id: str
-    #: The entry point's value, ``"module:attr"``.
-    entry_point: str
-    distribution: str | None = None
-    distribution_version: str | None = None
-    #: The plugin module's file when the distribution records it, else the
-    #: project folder of an editable install, else where the distribution is installed.
-    path: Path | None = None
-    requires_kernel: str | None = None
-    group: str = PLUGIN_GROUP
-    #: The distribution's metadata folder (``*.dist-info`` or ``*.egg-info``) when it is one
-    #: on disk; what the metadata cache keys a plugin's metadata on.
-    metadata_dir: Path | None = attrs.field(default=None, eq=False)
-
-    @property
-    def module(self) -> str:
-        """The module the entry point imports."""
-        return self.entry_point.partition(":")[0].strip()
-
-    @property
-    def attr(self) -> str | None:
-        """The dotted attribute inside :attr:`module`, or ``None`` for a whole module."""
-        _, colon, rest = self.entry_point.partition(":")
-        attr = rest.split("[", 1)[0].strip()
-        return attr if colon and attr else None
-
-    def describe(self) -> str:
-        """``"alpha-dist 1.0 (alpha:Plugin)"``: which distribution and entry point, for messages."""
-        dist = self.distribution or "an unnamed distribution"
-        if self.distribution_version:
-            dist = f"{dist} {self.distribution_version}"
-        return f"{dist} ({self.entry_point})"
+#: What discovery decided about a plugin without importing it (see :class:`SurveyEntry`).
+SurveyStatus = Literal["discovered", "disabled", "failed"]
 
 
 @attrs.frozen
@@ -178,17 +139,17 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
     seen: set[str] = set()
     kernel_version: str | None = None
     for dist in importlib.metadata.distributions():
-        folder = _metadata_folder(dist)
-        key = _name_from_folder(folder)
+        folder = metadata_folder(dist)
+        key = name_from_folder(folder)
         if key is None:
-            name = _metadata_field(dist, "Name")
+            name = metadata_field(dist, "Name")
             key = normalize_name(name) if name is not None else None
         if key is not None:
             if key in seen:
                 continue
             seen.add(key)
-        if key == _KERNEL_DISTRIBUTION:
-            kernel_version = _metadata_field(dist, "Version")
+        if key == KERNEL_DISTRIBUTION:
+            kernel_version = metadata_field(dist, "Version")
             if folder is not None:
                 watch.append(folder)
         text = dist.read_text("entry_points.txt")
@@ -196,7 +157,7 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
             continue  # the common case, decided without parsing anything
         if folder is not None:
             watch.append(folder)
-        name = _metadata_field(dist, "Name")
+        name = metadata_field(dist, "Name")
         try:
             entry_points = [ep for ep in dist.entry_points if ep.group == group]
         except Exception as exc:  # noqa: BLE001 - any malformed entry_points.txt is reported
@@ -212,8 +173,8 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
                 f"has no Name; its plugins are ignored"
             )
             continue
-        version = _metadata_field(dist, "Version")
-        requires_kernel = _kernel_specifier(dist)
+        version = metadata_field(dist, "Version")
+        requires_kernel = kernel_specifier(dist)
         for ep in entry_points:
             sources.append(
                 PluginSource(
@@ -221,7 +182,7 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
                     entry_point=ep.value,
                     distribution=name,
                     distribution_version=version,
-                    path=_plugin_path(dist, ep.value),
+                    path=plugin_path(dist, entry_point_target(ep.value)[0]),
                     requires_kernel=requires_kernel,
                     group=group,
                     metadata_dir=Path(folder) if folder is not None else None,
@@ -232,26 +193,6 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
         for source in sources
     )
     return ScanResult(tuple(sources), tuple(problems), refusals), watch
-
-
-def _metadata_folder(dist: importlib.metadata.Distribution) -> str | None:
-    """The metadata folder of a distribution found on disk (``None`` inside a zip file)."""
-    # PathDistribution keeps its folder in ``_path``; importlib.metadata offers no public way
-    # to ask where a distribution's metadata is, and without it nothing is cached.
-    folder = getattr(dist, "_path", None)
-    return os.fspath(folder) if isinstance(folder, PurePath) else None
-
-
-def _name_from_folder(folder: str | None) -> str | None:
-    """The normalised name in a ``name-version.dist-info`` (or ``.egg-info``) folder's name,
-    as ``importlib.metadata`` reads it to tell distributions apart."""
-    if folder is None:
-        return None
-    stem, dot, suffix = os.path.basename(folder).rpartition(".")
-    if not dot or suffix.lower() not in ("dist-info", "egg-info"):
-        return None
-    name = stem.partition("-")[0]
-    return normalize_name(name) if name else None
 
 
 def _encode_scan(result: ScanResult) -> dict[str, Any]:
@@ -306,73 +247,6 @@ def _decode_scan(data: Any, *, group: str) -> ScanResult:
     return ScanResult(tuple(sources), problems, refusals)
 
 
-def _metadata_field(dist: importlib.metadata.Distribution, field: str) -> str | None:
-    values = dist.metadata.get_all(field)
-    return str(values[0]) if values else None
-
-
-def _kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
-    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    for line in dist.requires or ():
-        match = _REQUIREMENT_NAME.match(line)
-        if match is None or normalize_name(match.group(1)) != _KERNEL_DISTRIBUTION:
-            continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            # Kept as written, so that kernel_requirement_error reports it.
-            return line[match.end() :].strip()
-        if requirement.marker is not None:
-            try:
-                applies = requirement.marker.evaluate({"extra": ""})
-            except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
-                applies = True
-            if not applies:
-                continue
-        return str(requirement.specifier)
-    return None
-
-
-def _plugin_path(dist: importlib.metadata.Distribution, value: str) -> Path | None:
-    match = _ENTRY_POINT_VALUE.match(value)
-    if match is not None:
-        parts = match.group("module").split(".")
-        wanted = {"/".join(parts) + ".py", "/".join([*parts, "__init__.py"])}
-        for file in dist.files or ():
-            if file.as_posix() in wanted:
-                return Path(str(dist.locate_file(file)))
-    editable = editable_project(dist)
-    if editable is not None:
-        return editable
-    return Path(str(dist.locate_file("")))
-
-
-def editable_project(dist: importlib.metadata.Distribution) -> Path | None:
-    """The project folder of an editable install of ``dist``, else ``None``."""
-    import json
-    from urllib.parse import unquote, urlparse
-
-    text = dist.read_text("direct_url.json")
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    dir_info = data.get("dir_info")
-    url = data.get("url")
-    if not (isinstance(dir_info, dict) and dir_info.get("editable") and isinstance(url, str)):
-        return None
-    parsed = urlparse(url)
-    if parsed.scheme != "file":
-        return None
-    return Path(unquote(parsed.path))
-
-
 def find_duplicates(sources: Iterable[PluginSource]) -> dict[str, list[PluginSource]]:
     """The plugin ids claimed by more than one entry point, each with all its claimants."""
     by_id: dict[str, list[PluginSource]] = {}
@@ -390,50 +264,6 @@ def duplicate_message(plugin_id: str, claims: Sequence[PluginSource]) -> str:
     )
 
 
-def installed_kernel_version() -> str | None:
-    """The installed mofa-kernel distribution's version, or ``None`` when it is not installed."""
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(_KERNEL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def kernel_requirement_error(source: PluginSource, kernel_version: str | None = None) -> str | None:
-    """Why ``source`` cannot run on the installed mofa-kernel, or ``None`` when it can.
-
-    ``kernel_version`` defaults to the installed mofa-kernel's version; when
-    that is unknown (no distribution installed) nothing is refused.
-    """
-    if source.requires_kernel is None:
-        return None
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.version import InvalidVersion, Version
-
-    version = kernel_version if kernel_version is not None else installed_kernel_version()
-    if version is None:
-        return None
-    who = f"plugin {source.plugin_id!r} from {source.distribution or 'an unnamed distribution'}"
-    try:
-        specifier = SpecifierSet(source.requires_kernel)
-    except InvalidSpecifier:
-        return (
-            f"{who} declares an unreadable requirement on mofa-kernel "
-            f"({source.requires_kernel!r}); refused"
-        )
-    try:
-        satisfied = specifier.contains(Version(version), prereleases=True)
-    except InvalidVersion:
-        return None
-    if satisfied:
-        return None
-    return (
-        f"{who} requires mofa-kernel{source.requires_kernel}, "
-        f"but mofa-kernel {version} is installed; refused"
-    )
-
-
 @attrs.frozen
 class SurveyEntry:
     """One discovered plugin with what is known of it without importing it.
@@ -444,7 +274,7 @@ class SurveyEntry:
     """
 
     source: PluginSource
-    status: str
+    status: SurveyStatus
     reason: str | None = None
 
     @property

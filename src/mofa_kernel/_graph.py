@@ -93,10 +93,11 @@ def resolve(
 
     placed = set(order)
     stuck = sorted(pid for pid in dependencies if pid not in placed)
+    explored: set[str] = set()  # nodes from which no cycle is reachable: never walked again
     for pid in stuck:
         if pid in problems:
             continue
-        cycle = _find_cycle(pid, dependencies, placed)
+        cycle = _find_cycle(pid, dependencies, placed, explored)
         if cycle is not None:
             for member in cycle[:-1]:
                 problems.setdefault(member, DependencyProblem("cycle", cycle))
@@ -139,15 +140,21 @@ def dependents_of(dependencies: Mapping[str, Sequence[str]], root: str) -> set[s
 
 
 def _find_cycle(
-    start: str, dependencies: Mapping[str, Sequence[str]], placed: set[str]
+    start: str,
+    dependencies: Mapping[str, Sequence[str]],
+    placed: set[str],
+    visited: set[str],
 ) -> tuple[str, ...] | None:
     """A cycle reachable from ``start`` through unplaced plugins, as a closed chain.
 
     Depth-first with an explicit stack, so a chain of any length is fine.
+    ``visited`` holds the nodes already known to reach no cycle (shared between
+    calls, so that every node is walked once).
     """
+    if start in visited:
+        return None
     path: list[str] = []
     on_path: dict[str, int] = {}
-    visited: set[str] = set()
 
     def successors(node: str) -> Iterator[str]:
         for dep in sorted(set(dependencies.get(node, ()))):

@@ -46,9 +46,9 @@ from ._types import PluginState
 
 if TYPE_CHECKING:
     from ._config import KernelSettings
-    from ._discovery import PluginSource
     from ._isolation._supervise import Supervisor
     from ._reload import HotReloader
+    from ._source import PluginSource
 
 __all__ = ["PluginManager"]
 

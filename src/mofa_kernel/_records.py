@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
@@ -10,9 +10,21 @@ from ._metadata import PluginConfig, PluginMetadata
 from ._types import PluginState
 
 if TYPE_CHECKING:
-    from ._discovery import PluginSource
+    from ._source import PluginSource
 
-__all__ = ["DiscoveryReport", "LifecycleReport", "Outcome", "PluginRecord"]
+__all__ = [
+    "DiscoveryReport",
+    "LifecycleReport",
+    "Outcome",
+    "OutcomeStatus",
+    "PluginRecord",
+    "RecordStatus",
+]
+
+#: What the kernel made of a plugin it found (see :class:`PluginRecord`).
+RecordStatus = Literal["registered", "disabled", "failed"]
+#: What one ``*_all`` verb did to one plugin (see :class:`Outcome`).
+OutcomeStatus = Literal["ok", "failed", "skipped", "disabled"]
 
 
 @attrs.frozen
@@ -26,7 +38,7 @@ class PluginRecord:
     """
 
     plugin_id: str
-    status: str
+    status: RecordStatus
     state: PluginState
     enabled: bool
     metadata: PluginMetadata | None = None
@@ -45,7 +57,7 @@ class Outcome:
     is missing) or ``"disabled"``; ``error`` says why for the last three.
     """
 
-    status: str
+    status: OutcomeStatus
     state: PluginState
     error: str | None = None
 

@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
-from ._discovery import editable_project
+from ._distributions import editable_project
 from ._errors import PluginConfigError
 
 if TYPE_CHECKING:
-    from ._discovery import ExclusionRule, PluginSource
+    from ._source import ExclusionRule, PluginSource
 
 __all__ = [
     "LOCK_FILE_NAME",
@@ -68,7 +68,7 @@ Status = Literal["approved", "unapproved", "changed", "unverifiable"]
 
 
 def _normalize(name: str) -> str:
-    from ._discovery import normalize_name
+    from ._source import normalize_name
 
     return normalize_name(name)
 

@@ -334,7 +334,7 @@ class _Checker:
             )
 
     def _check_metadata(self, agent: AgentPlugin) -> None:
-        from ._serde import from_json, to_json
+        from ._wire import from_json, to_json
 
         self._ran("metadata")
         meta = agent.metadata

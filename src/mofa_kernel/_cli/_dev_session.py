@@ -70,7 +70,7 @@ class DevSession:
         self.out.line(f"{tag} {shown}".rstrip())
 
     def event(self, event: KernelEvent) -> None:
-        from mofa_kernel._serde import to_data, to_json
+        from mofa_kernel._wire import to_data, to_json
 
         if self.as_json:
             self.out.line(to_json(event))

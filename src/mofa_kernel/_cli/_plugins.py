@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mofa_kernel._discovery import SurveyEntry
     from mofa_kernel._manager import PluginManager
     from mofa_kernel._metadata import PluginMetadata
+    from mofa_kernel._records import OutcomeStatus
     from mofa_kernel._types import PluginState
 
 __all__ = ["register"]
@@ -93,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _metadata_data(metadata: PluginMetadata | None) -> Any:
     if metadata is None:
         return None
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     return to_data(metadata)
 
@@ -166,7 +167,7 @@ def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
     from mofa_kernel._cache import lookup_metadata
     from mofa_kernel._errors import SerializationError
     from mofa_kernel._metadata import PluginMetadata
-    from mofa_kernel._serde import from_data
+    from mofa_kernel._wire import from_data
 
     (data,) = lookup_metadata([entry_row(entry)])
     if data is None:
@@ -178,7 +179,7 @@ def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
 
 
 def _info(args: argparse.Namespace, out: Output) -> int:
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     settings = load_settings(args)
     entry = find_entry(survey_plugins(settings, out), args.plugin_id)
@@ -248,7 +249,7 @@ def _print_info(data: dict[str, Any], metadata: PluginMetadata | None, out: Outp
 
 async def _run_check(
     manager: PluginManager,
-) -> tuple[dict[str, tuple[str, str | None]], dict[str, PluginState]]:
+) -> tuple[dict[str, tuple[OutcomeStatus, str | None]], dict[str, PluginState]]:
     """Bring every enabled plugin up and down again; per id, (status, error), and the error
     state of each plugin that failed (the state a failure leaves, before the cleanup)."""
     from mofa_kernel._events import PluginEvent
@@ -290,7 +291,7 @@ async def _run_check(
 def _check(args: argparse.Namespace, out: Output) -> int:
     import asyncio
 
-    from mofa_kernel._serde import to_data
+    from mofa_kernel._wire import to_data
 
     settings = load_settings(args)
     manager = make_manager(settings)

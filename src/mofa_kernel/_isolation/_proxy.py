@@ -72,7 +72,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
         import or adapt the plugin, or ends before saying who it is.
         """
         from mofa_kernel._metadata import PluginMetadata
-        from mofa_kernel._serde import from_data
+        from mofa_kernel._wire import from_data
 
         proxy = cls.__new__(cls)
         worker = WorkerProcess(spec, proxy._context_request)
@@ -87,7 +87,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
         """Like :meth:`spawn`, without an event loop (discovery is synchronous): the worker
         imports the plugin now and is tied to the loop at ``load``."""
         from mofa_kernel._metadata import PluginMetadata
-        from mofa_kernel._serde import from_data
+        from mofa_kernel._wire import from_data
 
         prepared = _spawn.prepare(spec, deadline)
         try:
@@ -169,7 +169,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
                 plugin_id=self._metadata.id,
             )
         from mofa_kernel._metadata import PluginMetadata
-        from mofa_kernel._serde import from_data
+        from mofa_kernel._wire import from_data
 
         self._metadata = from_data(PluginMetadata, data)
         self._hooks = frozenset(hooks)
@@ -204,7 +204,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
             return _swap(ctx, *args)
         if op == "emit":
             from mofa_kernel._events import KernelEvent
-            from mofa_kernel._serde import from_data
+            from mofa_kernel._wire import from_data
 
             return await ctx.emit_event(from_data(KernelEvent, args[0]))
         raise PluginExecutionError(f"unknown context request {op!r}")
@@ -212,7 +212,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
     # -- the plugin's lifecycle, over the wire ----------------------------------------------
 
     async def load(self, ctx: PluginContext) -> Any:  # the worker's answer: the manager checks it
-        from mofa_kernel._serde import to_data
+        from mofa_kernel._wire import to_data
 
         self.context = ctx
         worker = await self._live_worker()
@@ -280,7 +280,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
         """Forward kernel events to the worker when its plugin observes them."""
         worker = self._worker
         if worker is not None and "on_plugin_event" in self._hooks:
-            from mofa_kernel._serde import to_data
+            from mofa_kernel._wire import to_data
 
             worker.send_event(to_data(event))
 

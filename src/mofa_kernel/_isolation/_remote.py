@@ -63,6 +63,6 @@ class RemoteContext(PluginContext):
 
     async def emit_event(self, event: KernelEvent) -> None:
         """Send ``event`` into the host's event stream."""
-        from mofa_kernel._serde import to_data
+        from mofa_kernel._wire import to_data
 
         await self._requester.request("emit", [to_data(event)])

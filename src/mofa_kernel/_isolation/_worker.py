@@ -243,7 +243,7 @@ class _Worker:
         """Import the entry point named by ``spec`` and say who the plugin is, or why not."""
         from mofa_kernel._adapters import _marked_members, as_agent_plugin
         from mofa_kernel._discovery import PluginSource, load_plugin_object
-        from mofa_kernel._serde import to_data
+        from mofa_kernel._wire import to_data
 
         source = PluginSource(
             plugin_id=spec["plugin_id"],
@@ -315,7 +315,7 @@ class _Worker:
 
     def context(self, data: dict[str, Any]) -> PluginContext:
         from mofa_kernel._metadata import PluginConfig
-        from mofa_kernel._serde import from_data
+        from mofa_kernel._wire import from_data
 
         from ._remote import RemoteContext
 
@@ -335,7 +335,7 @@ class _Worker:
         if observer is None:
             return
         from mofa_kernel._events import KernelEvent
-        from mofa_kernel._serde import from_data
+        from mofa_kernel._wire import from_data
 
         try:
             result = observer(event=from_data(KernelEvent, data))
@@ -456,7 +456,7 @@ def _end(status: int) -> NoReturn:
 
 def _preload() -> None:
     """Import what serving a plugin needs before the spec comes: a spare worker waits warm."""
-    from mofa_kernel import _adapters, _discovery, _serde  # noqa: F401
+    from mofa_kernel import _adapters, _discovery, _wire  # noqa: F401
 
     from . import _remote  # noqa: F401
 

@@ -28,8 +28,8 @@ import attrs
 from mofa_kernel._errors import PluginError
 
 if TYPE_CHECKING:
-    from mofa_kernel._discovery import PluginSource
     from mofa_kernel._plugin import AgentPlugin
+    from mofa_kernel._source import PluginSource
 
 __all__ = [
     "CodeUnit",

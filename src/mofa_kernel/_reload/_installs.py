@@ -27,9 +27,9 @@ from ._tasks import cancel_and_wait, tasks_of
 from ._transaction import Tracker
 
 if TYPE_CHECKING:
-    from mofa_kernel._discovery import PluginSource
     from mofa_kernel._records import PluginRecord
     from mofa_kernel._runtime import ReloadPort
+    from mofa_kernel._source import PluginSource
 
     from ._host import ReloadHost
 

@@ -508,7 +508,7 @@ def _installed_copy(unit: CodeUnit, record: PluginRecord) -> bool:
     source = record.source
     if source is None or source.distribution is None:
         return False
-    from mofa_kernel._discovery import normalize_name
+    from mofa_kernel._source import normalize_name
 
     wanted = normalize_name(source.distribution)
     try:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Any, Final
 
+from mofa_kernel._runtime import is_guard_frame
+
 __all__ = ["cancel_and_wait", "tasks_of"]
 
 _CHAIN_LIMIT: Final = 1000
@@ -44,6 +46,8 @@ def _frames(coro: object) -> Iterator[FrameType]:
 
 def _owner_frame(task: asyncio.Task[Any]) -> FrameType | None:
     for frame in _frames(task.get_coro()):
+        if is_guard_frame(frame):
+            continue  # the kernel's wrapper around a plugin's task
         module = frame.f_globals.get("__name__", "")
         if module == "asyncio" or str(module).startswith("asyncio."):
             continue

@@ -5,12 +5,15 @@
 - :mod:`._lifecycle`: the transition table and the :class:`Lifecycle`, the only writer
   of a plugin's state;
 - :mod:`._scheduler`: the :class:`Scheduler`, the only code that orders several plugins;
+- :mod:`._guard`: tasks a plugin starts, attributed to it and contained;
 - :mod:`._intake`: how plugins enter the registry (registered or discovered);
 - :mod:`._observers`: pluggy registrations and ``on_plugin_event`` observers;
 - :mod:`._port`: the :class:`ReloadPort` hot reload uses.
 """
 
-from ._calls import PluginCaller, TrialFailed, describe
+from ._calls import PluginCaller, TrialFailed
+from ._describe import describe
+from ._guard import is_guard_frame
 from ._intake import Intake
 from ._lifecycle import TRANSITIONS, Lifecycle, Transition
 from ._observers import Observers
@@ -31,4 +34,5 @@ __all__ = [
     "Transition",
     "TrialFailed",
     "describe",
+    "is_guard_frame",
 ]

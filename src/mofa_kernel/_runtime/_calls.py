@@ -15,16 +15,22 @@ import asyncio
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from types import CodeType, CoroutineType, FrameType
 from typing import Any, Final, cast
 
 from mofa_kernel._blocking import BlockIncident, FrameReader, LoopMonitor, frame_local
-from mofa_kernel._deadline import DeadlineExceeded, Watchdog, call_with_deadline
+from mofa_kernel._deadline import (
+    DeadlineExceeded,
+    StallCredit,
+    Watchdog,
+    call_with_deadline,
+)
 from mofa_kernel._errors import InvalidStateError, PluginError, PluginExecutionError
 from mofa_kernel._types import PluginState
 
+from ._describe import describe
+from ._guard import GUARD_CODE, TaskGuard, read_guard_frame
 from ._registry import Entry, Registry
 
 __all__ = ["FaultSink", "PluginCaller", "TrialFailed", "WrongReturn", "describe", "wake_idle"]
@@ -58,33 +64,6 @@ async def _as_coroutine(value: Any) -> Any:
     return value
 
 
-def _safe_text(value: object, fallback: str) -> str:
-    """``str(value)``, or ``fallback`` when even that raises."""
-    try:
-        return str(value)
-    except BaseException:  # noqa: BLE001 - a plugin's __str__ may raise anything
-        return fallback
-
-
-def describe(exc: BaseException) -> str:
-    """``ValueError: boom (plugin.py:12)``: the exception and the plugin line that raised it.
-
-    Safe for any exception, including one whose ``str()`` raises.
-    """
-    name = _safe_text(getattr(type(exc), "__name__", None), "exception")
-    message = _safe_text(exc, "<str() of the exception raised>")
-    text = f"{name}: {message}" if message else name
-    try:
-        frames = traceback.extract_tb(exc.__traceback__)
-    except Exception:  # noqa: BLE001 - an unreadable traceback leaves the text without a line
-        return text
-    own = os.path.dirname(os.path.dirname(__file__))
-    for frame in reversed(frames):
-        if not frame.filename.startswith(own) and "asyncio" not in frame.filename:
-            return f"{text} ({os.path.basename(frame.filename)}:{frame.lineno})"
-    return text
-
-
 def _cause(exc: BaseException) -> BaseException | None:
     # A timeout has no useful cause; every other failure keeps the plugin's exception.
     return None if isinstance(exc, DeadlineExceeded) else exc
@@ -108,6 +87,8 @@ class PluginCaller:
         #: Set from the monitor's thread when it sees a blocked loop; read on every execute.
         self._incident_seen = False
         self._claiming: Entry | None = None
+        self._guard: TaskGuard | None = None
+        self._credit: StallCredit = _no_credit
         self.trace = os.environ.get("MOFA_TRACE", "") not in ("", "0")
 
     # -- the blocked-loop watch -------------------------------------------------------------
@@ -131,17 +112,35 @@ class PluginCaller:
         return anchors
 
     def watch_loop(self) -> None:
-        """Start watching for plugins that block the event loop (see ``_blocking``)."""
+        """Guard the tasks plugins start, and watch for plugins that block the event loop
+        (see ``_guard`` and ``_blocking``)."""
+        loop = asyncio.get_running_loop()
+        if self._guard is None:
+            entries = self._registry.entries
+            self._guard = TaskGuard(
+                self._fault,
+                frozenset(self._anchors()),
+                lambda entry: entries.get(entry.id) is entry,
+            )
+        self._guard.install(loop)
         if self.block_limit is None:
             return
         if self._monitor is None:
+            anchors = self._anchors()
+            anchors[GUARD_CODE] = read_guard_frame
             self._monitor = LoopMonitor(
-                self.block_limit, self._anchors(), self._blocked, on_seen=self._incident_noticed
+                self.block_limit, anchors, self._blocked, on_seen=self._incident_noticed
             )
-        self._monitor.start(asyncio.get_running_loop())
+            self._credit = self._watchdog.credit = self._monitor.stalled
+        self._monitor.start(loop)
+
+    def _fault(self, entry: Entry, hook: str, exc: BaseException | None, note: str) -> PluginError:
+        return self.on_fault(entry, hook, exc, note)
 
     def stop_watching(self) -> None:
         self._watchdog.disarm()
+        if self._guard is not None:
+            self._guard.remove()
         if self._monitor is not None:
             self._monitor.stop()
 
@@ -180,7 +179,9 @@ class PluginCaller:
         try:
             result = call()
             if isinstance(result, CoroutineType) or hasattr(result, "__await__"):
-                result = await call_with_deadline(result, entry.timeout)
+                result = await call_with_deadline(
+                    result, entry.timeout, owner=entry.id, credit=self._credit
+                )
             if result is not None and hook in _RETURNS_NOTHING:
                 raise WrongReturn(f"returned {type(result).__name__}, expected None")
             if self._incident_seen or entry.pending_fault is not None:
@@ -343,7 +344,7 @@ class PluginCaller:
 
     def classify(self, entry: Entry, hook: str, exc: BaseException) -> BaseException:
         """What to raise for ``exc`` from plugin code: a contained failure, or ``exc`` itself."""
-        if isinstance(exc, PluginExecutionError) and hook == "execute":
+        if isinstance(exc, PluginExecutionError) and hook == "execute" and _printable(exc):
             if exc.plugin_id is None:  # the plugin rejected this input; it stays running
                 exc.plugin_id = entry.id
                 exc.hook = hook
@@ -393,6 +394,15 @@ class PluginCaller:
             print(f"mofa: {entry.id}.{hook} {outcome} in {elapsed:.3f} ms", file=sys.stderr)
 
 
+def _printable(exc: BaseException) -> bool:
+    """Whether ``str(exc)`` works (a plugin's own exception class may break it)."""
+    try:
+        str(exc)
+    except BaseException:  # noqa: BLE001 - a plugin's __str__ may raise anything
+        return False
+    return True
+
+
 def wake_idle(entry: Entry) -> None:
     """Release whoever waits for ``entry`` to have no execute in flight."""
     for waiter in entry.idle_waiters:
@@ -409,6 +419,10 @@ def _read_execute_frame(frame: FrameType) -> tuple[str, str] | None:
 def _read_invoke_frame(frame: FrameType) -> tuple[str, str] | None:
     entry, hook = frame_local(frame, _ENTRY_LOCAL), frame_local(frame, _HOOK_LOCAL)
     return (entry.id, hook) if isinstance(entry, Entry) and isinstance(hook, str) else None
+
+
+def _no_credit(owner: str | None, started: float, now: float) -> float:
+    return 0.0
 
 
 def _no_sink(entry: Entry, hook: str, exc: BaseException | None, note: str) -> PluginError:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from mofa_kernel._config import KernelSettings
-    from mofa_kernel._discovery import PluginSource
+    from mofa_kernel._source import PluginSource
 
 __all__ = ["Intake"]
 

@@ -25,7 +25,7 @@ from ._registry import Registry
 from ._scheduler import Scheduler
 
 if TYPE_CHECKING:
-    from mofa_kernel._discovery import PluginSource
+    from mofa_kernel._source import PluginSource
 
 __all__ = ["ReloadPort"]
 

@@ -20,7 +20,7 @@ from mofa_kernel._types import PluginState
 
 if TYPE_CHECKING:
     from mofa_kernel._context import PluginContext
-    from mofa_kernel._discovery import PluginSource
+    from mofa_kernel._source import PluginSource
 
 __all__ = ["Entry", "EntryStatus", "Registry"]
 
@@ -155,7 +155,7 @@ class Registry:
         source: PluginSource | None,
     ) -> Entry:
         """An entry with its own call table (not yet added)."""
-        table = self.watchdog.table(timeout)
+        table = self.watchdog.table(timeout, plugin_id)
         return Entry(plugin_id, plugin, metadata, config, table, source)
 
     def add(self, entry: Entry) -> None:

@@ -21,7 +21,7 @@ from mofa_kernel._errors import (
     PluginError,
 )
 from mofa_kernel._graph import DependencyProblem, closure, dependents_of, resolve
-from mofa_kernel._records import LifecycleReport, Outcome
+from mofa_kernel._records import LifecycleReport, Outcome, OutcomeStatus
 from mofa_kernel._types import PluginState
 
 from ._lifecycle import Lifecycle
@@ -392,7 +392,7 @@ class _BringUp:
             raise
         if entry.state is not RUNNING:
             error = entry.error if entry.state.is_error else f"plugin is {entry.state}"
-            status = "failed" if entry.state.is_error else "skipped"
+            status: OutcomeStatus = "failed" if entry.state.is_error else "skipped"
             self._settle(pid, Outcome(status, entry.state, error))
             self._skip_dependents(pid)
             return
