@@ -238,14 +238,18 @@ async def test_a_caught_sys_exit_fails_the_call_and_the_worker_lives_on(
     assert not running(pid)
 
 
-async def test_stats_and_state_carried_from_one_worker_to_the_next(
+async def test_health_stats_and_state_carried_from_one_worker_to_the_next(
     make_kernel: Callable[..., Any],
 ) -> None:
     kernel = await make_kernel()
     await kernel.execute("one")
     await kernel.execute("two")
-    await kernel.manager.health_check()
+    health = await kernel.manager.health_check()  # the plugin's own: is its state Running?
+    assert health == {"bystander": True, "faulty": True}
     assert kernel.proxy.stats() == {"count": 2}
+    await kernel.manager.pause("faulty")
+    assert (await kernel.manager.health_check())["faulty"] is False
+    await kernel.manager.resume("faulty")
     saved = await kernel.proxy.save_state()
     other = await make_kernel()
     await other.proxy.restore_state(saved)

@@ -30,6 +30,7 @@ __all__ = [
     "READY",
     "REPLY",
     "SPEC",
+    "STATE",
     "FrameDecoder",
     "FrameError",
     "encode",
@@ -47,6 +48,7 @@ MAX_FRAME: Final = 1 << 30
 SPEC: Final = "spec"  # ["spec", {...}]: which plugin to import, and its limits
 CALL: Final = "call"  # ["call", id, method, args]: run one plugin method
 EVENT: Final = "event"  # ["event", event]: a kernel event for on_plugin_event
+STATE: Final = "state"  # ["state", state]: the plugin's state, as the host's lifecycle set it
 REPLY: Final = "reply"  # ["reply", id, ok, value]: the answer to a worker's CTX request
 CANCEL: Final = "cancel"  # ["cancel", id]: the caller gave up on a CALL; cancel its task
 EXIT: Final = "exit"  # ["exit"]: finish and leave

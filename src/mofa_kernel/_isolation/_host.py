@@ -39,6 +39,7 @@ from ._frames import (
     META,
     OK,
     REPLY,
+    STATE,
     FrameDecoder,
 )
 from ._frames import encode as _encode
@@ -250,6 +251,11 @@ class WorkerProcess:
             self.terminate(WorkerExit("deadline", deadline=deadline, hook=method))
         elif self.alive:
             self._write([CANCEL, call_id])
+
+    def send_state(self, state: object) -> None:
+        """Tell the plugin its state (serde JSON), which its own ``health_check`` may read."""
+        if self.alive and not self._closing:
+            self._write([STATE, state])
 
     def send_event(self, event: object) -> None:
         """Hand a kernel event (serde JSON) to the plugin's ``on_plugin_event`` hook."""

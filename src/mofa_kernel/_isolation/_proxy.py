@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mofa_kernel._errors import PluginError, PluginExecutionError, PluginLoadError
 from mofa_kernel._hookspecs import hookimpl
 from mofa_kernel._plugin import AgentPlugin, HotReloadable
+from mofa_kernel._types import PluginState
 
 from . import _spawn
 from ._host import WorkerProcess, WorkerSpec
@@ -57,6 +58,7 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
         self._metadata = metadata
         self._hooks = frozenset(hooks)
         self.deadline = deadline
+        self._state = PluginState.UNLOADED
         self._worker: WorkerProcess | None = None
         self._prepared: _spawn.Prepared | None = None
         self._stats: dict[str, Any] = {}
@@ -142,6 +144,24 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
     def _attach(self, worker: WorkerProcess) -> None:
         self._worker = worker
         worker.on_exit(self._worker_exited)
+        self._tell_state()
+
+    @property
+    def state(self) -> PluginState:
+        """Set by the runtime, and passed on to the plugin in the worker."""
+        return self._state
+
+    @state.setter
+    def state(self, value: PluginState) -> None:
+        self._state = value
+        self._tell_state()
+
+    def _tell_state(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            from mofa_kernel._wire import to_data
+
+            worker.send_state(to_data(self._state))
 
     def _worker_exited(self, exit: WorkerExit) -> None:
         self.last_exit = exit

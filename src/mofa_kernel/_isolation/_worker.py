@@ -42,6 +42,7 @@ from ._frames import (
     READY,
     REPLY,
     SPEC,
+    STATE,
     FrameDecoder,
     encode,
     encode_ok,
@@ -231,6 +232,8 @@ class _Worker:
                 running.cancel()
         elif kind == EVENT:
             self.observe(message[1])
+        elif kind == STATE:
+            self.mirror(message[1])
         elif kind == EXIT:
             self.dismissed = True
             self.leave()
@@ -329,6 +332,16 @@ class _Worker:
         self.requests[self.next_request] = future
         self.send([CTX, self.next_request, op, args])
         return future
+
+    def mirror(self, data: object) -> None:
+        """Set the plugin's ``state`` as the host's lifecycle did (read-only ones stay as they
+        are, as in the host)."""
+        from mofa_kernel._types import PluginState
+        from mofa_kernel._wire import from_data
+
+        if self.plugin is not None:
+            with contextlib.suppress(AttributeError):
+                self.plugin.state = from_data(PluginState, data)
 
     def observe(self, data: object) -> None:
         observer = self.observer
