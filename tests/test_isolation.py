@@ -565,3 +565,11 @@ def test_the_documentation_example(tmp_path: Path) -> None:
         "MOFA_PLUGINS": ",".join(points),
     }
     check_example_output(EXAMPLE / "host.py", tmp_path, env)
+
+
+async def test_hot_reload_leaves_an_isolated_plugin_alone(make_kernel: Callable[..., Any]) -> None:
+    kernel = await make_kernel()
+    with pytest.raises(PluginError, match="runs in a worker process"):
+        await kernel.manager.reload("faulty", force=True)
+    assert "isofaulty" not in sys.modules
+    assert await kernel.execute("still") == "echo still"
