@@ -573,3 +573,52 @@ async def test_hot_reload_leaves_an_isolated_plugin_alone(make_kernel: Callable[
         await kernel.manager.reload("faulty", force=True)
     assert "isofaulty" not in sys.modules
     assert await kernel.execute("still") == "echo still"
+
+
+HOST_THAT_DIES = """
+import asyncio, os, signal, sys
+from mofa_kernel import PluginContext
+from mofa_kernel._isolation import IsolatedPlugin, WorkerSpec
+
+async def main():
+    proxy = await IsolatedPlugin.spawn(WorkerSpec("faulty", "isofaulty:Faulty"))
+    await proxy.load(PluginContext())
+    child = await proxy.execute("leak")
+    print(proxy.worker_pid, child, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def await_end(pid: int) -> None:
+    """Block until process ``pid`` (not necessarily a child) has ended."""
+    import select
+
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([handle], [], [], PATIENCE)[0], f"process {pid} still runs"
+    finally:
+        os.close(handle)
+
+
+def test_workers_of_a_host_that_dies_end_with_everything_they_started(site: FakeSite) -> None:
+    import subprocess
+
+    host = subprocess.run(
+        [sys.executable, "-c", HOST_THAT_DIES],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert host.returncode == -9, host.stderr
+    worker, child = (int(pid) for pid in host.stdout.split())
+    await_end(worker)
+    await_end(child)
+    assert not running(worker)
+    assert not running(child)
