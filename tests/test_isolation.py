@@ -60,6 +60,13 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+def resident_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
 class Watcher:
     """Every event of a manager, and a way to await the first that matches."""
 
@@ -365,9 +372,13 @@ async def test_a_cancelled_call_is_cancelled_in_the_worker_which_lives_on(
 
 async def test_memory_under_the_cap(make_kernel: Callable[..., Any]) -> None:
     kernel = await make_kernel(memory_limit=256)
+    host_before = resident_mib(os.getpid())
     kept = await kernel.execute("hog-and-keep")  # the plugin catches MemoryError: it lives on
     assert kept.startswith("kept ")
-    assert int(kept.split()[1]) < 256
+    assert 128 < int(kept.split()[1]) < 256
+    assert kernel.proxy.worker_pid is not None
+    assert resident_mib(kernel.proxy.worker_pid) > 128  # the worker holds it...
+    assert resident_mib(os.getpid()) - host_before < 64  # ...and the host does not
     with pytest.raises(PluginExecutionError, match=r"^execute failed: MemoryError"):
         await kernel.execute("hog")
     await kernel.bystander_serves()
