@@ -10,6 +10,7 @@
   median; goal at most 250 ms. The crashes come once the spare worker is ready
   (a plugin that ran a while); crashes back to back, which find the spare
   still starting, are printed beside;
+- a worker's start-up, cold and from the spare worker;
 - host-side memory per isolated plugin (tracemalloc) and a worker's RSS.
 
 ``run.py`` runs :func:`measure` as its ``isolation`` worker; run alone, this
@@ -129,6 +130,28 @@ async def _restart_times(folder: Path, crashes: int, *, warm: bool) -> list[floa
     return times
 
 
+async def _startup_ms(starts: int) -> dict[str, float]:
+    """A worker's start until its plugin's metadata is known: cold (a new interpreter) and
+    from a warm spare."""
+    from mofa_kernel._isolation import IsolatedPlugin, WorkerSpec
+    from mofa_kernel._isolation._spawn import set_spare_worker, spares
+
+    spec = WorkerSpec("noop", "mofabench_noop:Noop")
+    figures: dict[str, float] = {}
+    for name, spare in (("cold", False), ("spare", True)):
+        set_spare_worker(spare)
+        times = []
+        for _ in range(starts):
+            await spares.warm()
+            began = time.perf_counter()
+            proxy = await IsolatedPlugin.spawn(spec)
+            times.append((time.perf_counter() - began) * 1000)
+            await proxy.shut_down()
+        figures[f"start_{name}_ms"] = statistics.median(times)
+    set_spare_worker(True)
+    return figures
+
+
 async def _memory(folder: Path, plugins: int) -> dict[str, float]:
     from mofa_kernel import PluginManager
     from mofa_kernel._isolation import IsolatedPlugin, WorkerSpec
@@ -180,6 +203,7 @@ async def _measure(params: dict[str, Any]) -> dict[str, Any]:
         restarts = await _restart_times(folder, params["crashes"], warm=True)
         storm = await _restart_times(folder, params["crashes"], warm=False)
         memory = await _memory(folder, params["plugins"])
+        startup = await _startup_ms(params["crashes"])
     pipe_us, isolated_us = statistics.median(pipe) * 1e6, statistics.median(isolated) * 1e6
     restart_ms = statistics.median(restarts)
     return {
@@ -193,6 +217,7 @@ async def _measure(params: dict[str, Any]) -> dict[str, Any]:
         "crashes": len(restarts),
         "storm_median_ms": statistics.median(storm),
         **memory,
+        **startup,
     }
 
 
@@ -220,6 +245,10 @@ def main() -> int:
         f"(max {figures['restart_max_ms']:.1f} ms, {figures['crashes']} crashes; "
         f"goal <= {GOAL_RESTART_MS:g} ms); crashes back to back: median "
         f"{figures['storm_median_ms']:.1f} ms"
+    )
+    print(
+        f"worker start-up until the plugin's metadata is known: {figures['start_cold_ms']:.1f} ms "
+        f"cold, {figures['start_spare_ms']:.1f} ms from the spare worker"
     )
     print(
         f"memory: host {figures['host_bytes_per_plugin'] / 1024:.1f} KiB per isolated plugin, "

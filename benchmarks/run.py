@@ -482,6 +482,8 @@ def measure_isolation(bench: Bench, run: Run) -> None:
         ("bare `multiprocessing.Pipe` ping-pong", _us(pipe * 1000), "anchor"),
         ("isolated plugin, `manager.execute` round trip", _us(ours * 1000), "goal 7"),
         ("isolated plugin, crash until RUNNING again", _ms(median), "goal 7b"),
+        ("isolated plugin, worker start-up, cold", _ms(figures["start_cold_ms"]), ""),
+        ("isolated plugin, worker start-up, from the spare", _ms(figures["start_spare_ms"]), ""),
         ("isolated plugin, host memory", _kib(figures["host_bytes_per_plugin"]), ""),
         ("isolated plugin, worker RSS", f"{figures['worker_rss_kib'] / 1024:.1f} MiB", ""),
     ]

@@ -469,9 +469,18 @@ def _end(status: int) -> NoReturn:
 
 def _preload() -> None:
     """Import what serving a plugin needs before the spec comes: a spare worker waits warm."""
-    from mofa_kernel import _adapters, _discovery, _wire  # noqa: F401
+    import importlib.metadata  # noqa: F401
+
+    from mofa_kernel import _adapters, _discovery  # noqa: F401
+    from mofa_kernel._metadata import PluginConfig, PluginMetadata
+    from mofa_kernel._types import PluginType
+    from mofa_kernel._wire import from_data, to_data
 
     from . import _remote  # noqa: F401
+
+    # The first conversions build the converter's hooks: a spare worker does that ahead.
+    to_data(PluginMetadata("preload", "preload", PluginType.TOOL))
+    from_data(PluginConfig, to_data(PluginConfig()))
 
 
 def main(argv: list[str] | None = None) -> None:
