@@ -39,6 +39,9 @@ nitpick_ignore_regex = [
     # Type variables of generic functions (``from_json(type[_T], ...) -> _T``) are
     # not objects that a page could document.
     ("py:class", r"mofa_kernel\.[\w.]+\._T\w*"),
+    # The Literal aliases of the records' status fields, named in the generated __init__
+    # signatures: the attributes' own entries list their values.
+    ("py:class", r"(mofa_kernel\.)?(RecordStatus|OutcomeStatus|SurveyStatus)"),
 ]
 
 autodoc_member_order = "bysource"
@@ -46,6 +49,11 @@ autodoc_typehints = "signature"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-html_theme = "alabaster"
+# furo: a clean, readable theme with a light and a dark mode and a searchable sidebar;
+# code blocks scroll sideways instead of being clipped.
+html_theme = "furo"
 html_title = f"mofa-kernel {release}"
 html_static_path: list[str] = []
+# The sidebar lists "LifecycleHooks.load", not "mofa_kernel.LifecycleHooks.load".
+toc_object_entries_show_parents = "hide"
+add_module_names = False

@@ -1,4 +1,4 @@
-"""Suite-wide test settings: hypothesis profiles, and a private discovery cache.
+"""Suite-wide test settings: hypothesis profiles, a private discovery cache and data folder.
 
 ``MOFA_TEST_QUICK=1`` (what CI sets) selects the ``quick`` profile with few
 examples; ``HYPOTHESIS_PROFILE=thorough`` runs many more. No profile has a
@@ -35,3 +35,16 @@ def _private_discovery_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         os.environ.pop("MOFA_CACHE_DIR", None)
     else:
         os.environ["MOFA_CACHE_DIR"] = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep what sample plugins store by default (the memory database) out of ~/.local/share."""
+    folder = tmp_path_factory.mktemp("xdg-data")
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = saved

@@ -162,7 +162,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["plugins"], ["plugins", "nope"], ["run", "alpha"], ["plugins", "graph", "--format", "x"],
+    [["plugins", "nope"], ["run", "alpha"], ["plugins", "graph", "--format", "x"],
      ["--bogus", "plugins", "list"]],
 )  # fmt: skip
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
@@ -253,17 +253,81 @@ def test_list_excluded_by_environment(
     }
 
 
-def test_list_table(installed: FakeSite, capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_table(
+    installed: FakeSite, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
     code, out, err = run(capsys, "plugins", "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY",
-                                "POINT", "PATH", "NOTE"]  # fmt: skip
+    assert lines[0].split() == ["ID", "TYPE", "VERSION", "STATUS", "ABOUT"]
     alpha = next(line for line in lines if line.startswith("alpha "))
-    assert alpha.split()[:6] == ["alpha", "mkt-alpha", "2.0", "yes", "discovered",
-                                 "mkt_alpha:AlphaPlugin"]  # fmt: skip
-    assert alpha.split()[6].endswith("mkt_alpha.py")
+    assert alpha.split()[:4] == ["alpha", "-", "2.0", "discovered"]  # type unknown until loaded
+    broken = next(line for line in lines if line.startswith("broken "))
+    assert broken.split()[3] == "discovered"
     assert err == ""
+    # Once loaded (run), the cached metadata fills TYPE and the description in.
+    assert run(capsys, "run", "alpha", "x")[0] == 0
+    out = run(capsys, "plugins", "list")[1]
+    alpha = next(line for line in out.splitlines() if line.startswith("alpha "))
+    assert alpha.split()[:4] == ["alpha", "Tool", "2.0", "discovered"]
+
+
+LONG = """\
+from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
+
+class LongPlugin(AgentPlugin):
+    metadata = PluginMetadata(
+        "a-plugin-with-a-rather-long-identifier-indeed", "Long", PluginType.custom("summariser"),
+        description="Summarises very long documents. " * 10,
+    )
+
+    async def execute(self, input):
+        return input
+"""
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_list_fits_the_terminal_and_wide_shows_everything(
+    site: FakeSite,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+) -> None:
+    pid = "a-plugin-with-a-rather-long-identifier-indeed"
+    site.add("mkt-long-distribution-name", "10.20.30", plugins={pid: "mkt_long:LongPlugin"},
+             files={"mkt_long.py": LONG})  # fmt: skip
+    monkeypatch.setenv("MOFA_PLUGINS", pid)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert run(capsys, "run", pid, "x")[0] == 0  # caches the metadata
+    for _ in range(2):  # computed, then replayed from the cache
+        code, out, _ = run(capsys, "plugins", "list")
+        assert code == 0
+        lines = out.splitlines()
+        assert max(map(len, lines)) <= columns
+        assert lines[1].split()[1:4] == ["Custom(summariser)", "10.20.30", "discovered"]
+        assert "Summarises" in lines[1]
+        assert lines[1].endswith("...")
+    for option in ("--wide", "-v"):
+        code, out, _ = run(capsys, "plugins", "list", option)
+        row = out.splitlines()[1]
+        assert row.startswith(f"{pid} ")
+        assert "mkt-long-distribution-name" in row
+        assert "mkt_long:LongPlugin" in row
+        assert row.endswith("Summarises very long documents.")
+        assert len(row) > 200
+
+
+def test_check_table_shows_why_a_plugin_failed(
+    troubled: FakeSite, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run(capsys, "plugins", "check")
+    assert code == 1
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "broken on purpose" in rows["broken"]
+    assert rows["needy"].split()[1] == "skipped"
+    assert "ghost" in rows["needy"]
 
 
 def test_list_reports_unreadable_distributions(
@@ -608,3 +672,35 @@ def test_python_dash_m(installed: FakeSite) -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("mofa-kernel ")
+
+
+def test_bare_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith("usage: mofa-kernel ")
+    assert "new-plugin" in out
+    code, out, err = run(capsys, "plugins")
+    assert (code, err) == (0, "")
+    assert out.startswith("usage: mofa-kernel plugins ")
+    assert "check" in out
+
+
+def test_a_misspelt_id_gets_the_close_one(
+    installed: FakeSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "run", "alpah", "x")
+    assert (code, out) == (2, "")
+    assert "unknown plugin id 'alpah'; did you mean 'alpha'?" in err
+
+
+def test_install_summary_lines() -> None:
+    from mofa_kernel._cli._install import changes
+
+    before = {"a": ("dist-a", "1.0"), "b": ("dist-b", "1.0"), "c": ("dist-c", "1.0")}
+    after = {"a": ("dist-a", "1.0"), "b": ("dist-b", "2.0"), "d": ("dist-d", "0.3")}
+    assert changes(before, after) == [
+        "updated plugin b (dist-b 1.0 -> dist-b 2.0)",
+        "removed plugin c (dist-c 1.0)",
+        "added plugin d (dist-d 0.3)",
+    ]
+    assert changes(before, before) == []

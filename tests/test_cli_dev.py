@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from _fakesite import FakeSite, fake_site
 from _hotcode import WAIT, plugin_source
 from mofa_kernel import HotReloadConfig, PluginManager, ReloadStrategy
 from mofa_kernel._cli import build_parser
-from mofa_kernel._cli._dev_session import DevSession, stdin_lines
+from mofa_kernel._cli._dev_session import DevSession, seconds_text, stdin_lines, strategy_text
 from mofa_kernel._cli._output import Output
 
 PACKAGE = "dev_cli_pkg"
@@ -110,6 +111,7 @@ async def test_a_json_session(site: FakeSite) -> None:
     commands.send("reload devplug")
     assert await lines.until("ReloadResult") == {
         "plugin_id": "devplug",
+        "outcome": "unchanged",
         "reloaded": False,
         "error": None,
     }
@@ -150,9 +152,28 @@ async def test_text_lines(site: FakeSite) -> None:
     assert first == "StateChanged plugin_id=devplug old_state=Unloaded new_state=Loading"
     while not (line := await lines.next()).startswith("Ready"):
         pass
-    assert line.startswith("Ready: 1 plugin(s) (devplug), reload strategy ReloadStrategy.IMMEDIATE")
+    assert line == (
+        "Ready: 1 plugin(s) (devplug), reload strategy immediate; type 'help' for the commands"
+    )
     commands.send("devplug a b")
     assert await lines.next() == 'ExecuteResult plugin_id=devplug output="v1:a b:1"'
+    commands.send("list")
+    assert await lines.next() == "devplug: Running"
+    commands.send("status")
+    assert await lines.next() == (
+        "Hot reload: strategy=immediate, preserve_state=true, auto_rollback=true, "
+        "max_reload_attempts=3, reload_cooldown=5s"
+    )
+    assert await lines.next() == "devplug: Running"
+    commands.send("help")
+    assert (await lines.next()).startswith("ID INPUT ")
+    while "mofa.toml" not in (line := await lines.next()):
+        assert not line.startswith(("Error", "Execute"))
+    commands.send("reload devplug")
+    while not (line := await lines.next()).startswith("ReloadResult"):
+        if line.startswith("ReloadCompleted"):
+            assert re.fullmatch(r".* success=true duration=(<1|\d+)ms", line), line
+    assert line == "ReloadResult plugin_id=devplug outcome=unchanged reloaded=false error=null"
     commands.send("quit")
     assert await asyncio.wait_for(running, WAIT) == 0
 
@@ -166,3 +187,13 @@ def test_the_command_is_registered() -> None:
     args = build_parser().parse_args(["dev", "--json"])
     assert args.json is True
     assert args.command == "dev"
+
+
+def test_durations_and_strategies_read_like_words() -> None:
+    assert seconds_text(0.0123) == "12ms"
+    assert seconds_text(0.0002) == "<1ms"
+    assert seconds_text(1.5) == "1.5s"
+    assert strategy_text(ReloadStrategy.debounced(1.0)) == "debounced(1s)"
+    assert strategy_text(ReloadStrategy.debounced(0.25)) == "debounced(250ms)"
+    assert strategy_text(ReloadStrategy.ON_IDLE) == "on_idle"
+    assert strategy_text(ReloadStrategy.MANUAL) == "manual"

@@ -126,3 +126,15 @@ def test_rendered_page_shows_every_hook(tmp_path: Path) -> None:
         assert doc is not None
         first_words = " ".join(doc.split()[:3]).replace("``", '"')
         assert first_words in rendered
+
+
+def test_pages_name_public_objects_only() -> None:
+    """The API is what ``mofa_kernel`` exports: no page documents or links a private path."""
+    import re
+
+    private = re.compile(r"mofa_kernel\._(?!_)\w+")
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name == "reliability.md":  # describes the test harness, not the API
+            continue
+        found = private.findall(page.read_text(encoding="utf-8"))
+        assert not found, f"{page.name} names {sorted(set(found))}"

@@ -1,8 +1,9 @@
 """The code the docs show is run here: each docs/examples/*.py program prints exactly its .out.
 
-The plugin modules of the examples (those named by the entry points of
-``plugin-pyproject.toml``) are installed for each run as that distribution: a
-dist-info folder with its entry points, and the examples folder on the path.
+The plugin modules of the examples live in ``docs/examples/text-plugins/``, a
+distribution of their own that pip can install (the quick start does). Here
+they are installed for each run as that distribution: a dist-info folder with
+its entry points, and the distribution's folder on the path.
 
 After changing an example on purpose, write its new output with
 ``MOFA_UPDATE_DOC_EXAMPLES=1 pytest tests/test_docs_examples.py`` and review the diff.
@@ -27,7 +28,8 @@ else:
 
 DOCS = Path(__file__).parent.parent / "docs"
 EXAMPLES = DOCS / "examples"
-PYPROJECT = EXAMPLES / "plugin-pyproject.toml"
+PLUGINS = EXAMPLES / "text-plugins"
+PYPROJECT = PLUGINS / "pyproject.toml"
 
 
 def entry_points() -> dict[str, str]:
@@ -36,8 +38,8 @@ def entry_points() -> dict[str, str]:
     return points
 
 
-PLUGIN_MODULES = sorted(EXAMPLES / f"{v.split(':')[0]}.py" for v in entry_points().values())
-PROGRAMS = sorted(p for p in EXAMPLES.glob("*.py") if p not in PLUGIN_MODULES)
+PLUGIN_MODULES = sorted(PLUGINS / f"{v.split(':')[0]}.py" for v in entry_points().values())
+PROGRAMS = sorted(EXAMPLES.glob("*.py"))
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_there_are_examples() -> None:
 def test_example_prints_its_output(program: Path, site: Path, tmp_path: Path) -> None:
     # Only the example distribution's plugins, whatever else this environment has installed.
     env = {
-        "PYTHONPATH": os.pathsep.join([str(site), str(EXAMPLES)]),
+        "PYTHONPATH": os.pathsep.join([str(site), str(PLUGINS)]),
         "MOFA_PLUGINS": ",".join(entry_points()),
     }
     check_example_output(program, tmp_path, env)
@@ -83,7 +85,7 @@ def test_entry_point_loads_a_plugin_with_that_id(plugin_id: str, value: str) -> 
 
     module_name, _, attribute = value.partition(":")
     spec = importlib.util.spec_from_file_location(
-        f"docs_example_{module_name}", EXAMPLES / f"{module_name}.py"
+        f"docs_example_{module_name}", PLUGINS / f"{module_name}.py"
     )
     assert spec is not None
     assert spec.loader is not None
@@ -105,12 +107,15 @@ def included_files() -> set[str]:
 
 
 def test_every_example_is_shown_in_the_docs() -> None:
+    root = EXAMPLES.resolve()
     files = {
-        p.relative_to(EXAMPLES).as_posix()
+        p.resolve().relative_to(root).as_posix()
         for p in EXAMPLES.rglob("*")
         if p.suffix in (".py", ".out", ".toml")
     }
     # Outputs are shown where the docs say what a program prints; programs always.
     shown = included_files()
-    assert {p.name for p in [*PROGRAMS, *PLUGIN_MODULES, PYPROJECT]} <= shown
+    examples = [*PROGRAMS, *PLUGIN_MODULES, PYPROJECT]
+    wanted = {p.resolve().relative_to(root).as_posix() for p in examples}
+    assert wanted <= shown
     assert shown <= files

@@ -36,13 +36,27 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "_public",
         ),
     ),
-    ("engines", ("_wire", "_deadline", "_blocking", "_event_bus", "_graph", "_adapters")),
+    (
+        "engines",
+        ("_wire", "_deadline", "_blocking", "_event_bus", "_graph", "_adapters", "_settings"),
+    ),
     ("environment", ("_source", "_distributions", "_discovery", "_cache", "_trust", "_config")),
     ("runtime", ("_runtime", "_records")),
     ("reload", ("_reload",)),
     ("manager", ("_manager",)),
     ("public names", ("",)),
-    ("command line and testing", ("_cli", "testing", "__main__")),
+    (
+        "command line and testing",
+        (
+            "_cli",
+            "testing",
+            "_conformance",
+            "_lifecycle_run",
+            "_sandbox",
+            "_pytest_plugin",
+            "__main__",
+        ),
+    ),
 )
 
 #: Imports allowed to go up a layer, each with the reason and the issue that removes it.

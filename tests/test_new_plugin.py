@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import os
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -332,11 +334,47 @@ def test_pyproject_declares_the_entry_point_and_the_test_extra(cwd: Path) -> Non
     assert data["build-system"]["build-backend"] == "hatchling.build"
     project = data["project"]
     assert project["name"] == "my-tool"
-    assert project["dependencies"] == ["mofa-kernel>=0.1"]
+    assert project["dependencies"] == ["mofa-kernel>=0.1", "attrs>=23.1"]
     assert project["entry-points"]["mofa.plugins"] == {"my-tool": "my_tool:MyToolPlugin"}
     assert {"pytest>=8", "pytest-asyncio>=0.24"} <= set(project["optional-dependencies"]["test"])
     assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/my_tool"]
     assert data["tool"]["pytest"]["ini_options"]["asyncio_mode"] == "auto"
+    assert {"ruff>=0.6", "mypy>=1.11"} <= set(project["optional-dependencies"]["lint"])
+    assert data["tool"]["ruff"]["lint"]["isort"]["known-first-party"] == ["my_tool"]
+    assert data["tool"]["mypy"]["strict"] is True
+
+
+def test_the_ci_workflow_lints_types_and_tests_on_every_python(cwd: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    assert run("new-plugin", "my-tool")[0] == 0
+    workflow = yaml.safe_load((cwd / "my-tool" / ".github" / "workflows" / "ci.yml").read_text())
+    (job,) = workflow["jobs"].values()
+    assert job["strategy"]["matrix"]["python-version"] == ["3.10", "3.11", "3.12", "3.13"]
+    steps = "\n".join(step.get("run", "") for step in job["steps"])
+    for command in ("ruff check .", "ruff format --check .", "mypy", "pytest"):
+        assert f"python -m {command}" in steps
+    assert '-e ".[test,lint]"' in steps
+    assert "${{ matrix.python-version }}" in str(job["steps"])
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ruff") is None or importlib.util.find_spec("mypy") is None,
+    reason="ruff and mypy are not installed here",
+)
+def test_the_generated_code_passes_its_own_lint_configuration(cwd: Path) -> None:
+    assert run("new-plugin", "linted", "--type", "skill")[0] == 0
+    project = cwd / "linted"
+    for command in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
+        result = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=project,
+            env={**os.environ, "MYPYPATH": str(project / "src")},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
 
 
 def test_every_python_file_compiles_without_warnings(cwd: Path) -> None:

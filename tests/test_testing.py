@@ -821,7 +821,8 @@ raise SystemExit(pytest.main(["-p", "no:asyncio", "-p", "no:cacheprovider", "tes
 def test_the_testing_page_example_passes(author: pytest.Pytester) -> None:
     """docs/testing.md shows docs/kit/test_text_tools.py: it runs here on the docs' plugins."""
     for name in ("word_count.py", "shout.py"):
-        author.makepyfile(**{name.removesuffix(".py"): (DOCS / "examples" / name).read_text()})
+        source = DOCS / "examples" / "text-plugins" / name
+        author.makepyfile(**{name.removesuffix(".py"): source.read_text()})
     author.makepyfile(test_text_tools=(DOCS / "kit" / "test_text_tools.py").read_text())
     author.syspathinsert()
     result = author.runpytest()
@@ -864,3 +865,59 @@ def test_every_kit_file_is_shown_in_the_docs() -> None:
             if line.startswith("```{literalinclude} kit/"):
                 shown.add(line.split()[1])
     assert files == shown
+
+
+# -- the kinds of methods, and the check without pytest ------------------------------------------
+
+
+class SyncExecute(AgentPlugin):
+    metadata = PluginMetadata("sync-execute", "Sync", PluginType.TOOL)
+
+    def execute(self, input: str) -> str:  # type: ignore[override]
+        return input
+
+
+class AsyncStats(AgentPlugin):
+    metadata = PluginMetadata("async-stats", "Async stats", PluginType.TOOL)
+
+    async def execute(self, input: str) -> str:
+        return input
+
+    async def stats(self) -> dict[str, int]:  # type: ignore[override]
+        return {}
+
+
+async def test_a_plain_execute_does_not_conform() -> None:
+    report = await check_plugin(SyncExecute, inputs=["x"])
+    assert "execute is not async: declare it with 'async def'" in report.problems
+    assert "async methods" in report.checks
+
+
+def test_an_async_stats_does_not_conform() -> None:
+    # Checked on the class alone: driving it would leave the unawaited coroutine behind.
+    from mofa_kernel._conformance import _kind_problems
+
+    assert _kind_problems(AsyncStats()) == ["stats is async: declare it with a plain 'def'"]
+
+
+def test_check_plugin_works_without_pytest(tmp_path: Path) -> None:
+    """In an interpreter where pytest cannot be imported, the conformance check still runs."""
+    program = tmp_path / "check.py"
+    program.write_text(
+        "import asyncio, sys\n"
+        "sys.modules['pytest'] = None  # as if pytest were not installed at all\n"
+        "from mofa_kernel.testing import check_plugin, EntryPointSandbox\n"
+        "from mofa_kernel import AgentPlugin, PluginMetadata, PluginType\n"
+        "class Echo(AgentPlugin):\n"
+        "    metadata = PluginMetadata('echo', 'Echo', PluginType.TOOL)\n"
+        "    async def execute(self, input):\n"
+        "        return input\n"
+        "report = asyncio.run(check_plugin(Echo, inputs=['hi']))\n"
+        "print(report.ok, report.outputs, 'pytest' in sys.modules and sys.modules['pytest'])\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True ('hi',) None\n"

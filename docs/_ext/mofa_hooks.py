@@ -1,6 +1,6 @@
 """Sphinx extension: ``mofa-hooks`` renders the hook reference from the hook specifications.
 
-The directive reads :class:`mofa_kernel._hookspecs.LifecycleHooks` at build time:
+The directive reads :class:`mofa_kernel.LifecycleHooks` at build time:
 a summary table (hook and arguments, what it stands for, whom it is called for),
 then every hook with its signature and docstring. So the page cannot drift
 from the specifications, and a hook without a docstring fails the build.
@@ -62,7 +62,7 @@ def _indent(text: str, prefix: str) -> list[str]:
 
 def render_hooks() -> list[str]:
     """The reST of the whole reference: the table, then one entry per hook."""
-    target = "mofa_kernel._hookspecs.LifecycleHooks"
+    target = "mofa_kernel.LifecycleHooks"
     lines = [
         ".. list-table::",
         "   :header-rows: 1",

@@ -13,11 +13,12 @@ async def main() -> None:
         report = await manager.start_all()  # dependencies first
         for line in report.errors():
             print("failed:", line)
-        print("running:", ", ".join(manager.start_order()))
         print("word-count:", await manager.execute("word-count", "to be or not to be"))
         print("shout:", await manager.execute("shout", "hello"))
+        order = manager.start_order()
+        print("word-count starts before shout:", order.index("word-count") < order.index("shout"))
         health = await manager.health_check()
-        print("healthy:", ", ".join(f"{pid}={ok}" for pid, ok in sorted(health.items())))
+        print("healthy:", health["word-count"], health["shout"])
     # Leaving the block stopped and unloaded every plugin, in reverse order.
     print("after shutdown:", manager.state("word-count"))
 

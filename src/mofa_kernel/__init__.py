@@ -22,6 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._config import HotReloadSection, KernelSection, KernelSettings, PluginSection
     from ._context import PluginContext, SharedState
     from ._errors import (
         DependencyCycleError,
@@ -39,12 +40,16 @@ if TYPE_CHECKING:
         PluginTimeoutError,
         SerializationError,
     )
+    from ._event_bus import Subscription
     from ._events import KernelEvent, PluginEvent, ReloadEvent
-    from ._hookspecs import hookimpl, hookspec
+    from ._hookspecs import LifecycleHooks, hookimpl, hookspec
     from ._manager import PluginManager
     from ._metadata import JSONValue, PluginConfig, PluginMetadata
     from ._plugin import AgentPlugin, HotReloadable
+    from ._records import DiscoveryReport, LifecycleReport, Outcome, PluginRecord
+    from ._reload import HotReloader
     from ._reload_config import HotReloadConfig, ReloadStrategy
+    from ._source import PluginSource
     from ._types import PluginPriority, PluginState, PluginType
     from ._wire import from_json, to_json
 del TYPE_CHECKING
@@ -54,12 +59,20 @@ __all__ = [
     "DependencyCycleError",
     "DependencyError",
     "DiscoveryError",
+    "DiscoveryReport",
     "HotReloadConfig",
+    "HotReloadSection",
     "HotReloadable",
+    "HotReloader",
     "InvalidStateError",
     "JSONValue",
     "KernelEvent",
+    "KernelSection",
+    "KernelSettings",
+    "LifecycleHooks",
+    "LifecycleReport",
     "MissingDependencyError",
+    "Outcome",
     "PluginConfig",
     "PluginConfigError",
     "PluginContext",
@@ -73,6 +86,9 @@ __all__ = [
     "PluginMetadata",
     "PluginNotFoundError",
     "PluginPriority",
+    "PluginRecord",
+    "PluginSection",
+    "PluginSource",
     "PluginState",
     "PluginTimeoutError",
     "PluginType",
@@ -80,6 +96,7 @@ __all__ = [
     "ReloadStrategy",
     "SerializationError",
     "SharedState",
+    "Subscription",
     "__version__",
     "from_json",
     "hookimpl",
@@ -127,6 +144,19 @@ _MODEL = {
 # itself imports nothing, so that the command line's fast paths start at once.
 _LAZY = {
     **_MODEL,
+    # What the manager hands back to a host: reports, records, its settings, its reloader.
+    "DiscoveryReport": "._records",
+    "HotReloadSection": "._config",
+    "HotReloader": "._reload",
+    "KernelSection": "._config",
+    "KernelSettings": "._config",
+    "LifecycleHooks": "._hookspecs",
+    "LifecycleReport": "._records",
+    "Outcome": "._records",
+    "PluginRecord": "._records",
+    "PluginSection": "._config",
+    "PluginSource": "._source",
+    "Subscription": "._event_bus",
     "PluginManager": "._manager",
     "from_json": "._wire",
     "to_json": "._wire",

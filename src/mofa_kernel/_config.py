@@ -407,7 +407,15 @@ def _problem_lines(exc: BaseException, path: str) -> list[str]:
             for sub, message in exc.problems
         ]
     if isinstance(exc, ForbiddenExtraKeysError):
-        return [f"{_key(path, key)}: unknown key" for key in sorted(exc.extra_fields)]
+        from ._settings import did_you_mean
+
+        known = (
+            [f.name for f in attrs.fields(exc.cl) if f.name != "path"] if attrs.has(exc.cl) else []
+        )
+        return [
+            f"{_key(path, key)}: unknown key{did_you_mean(key, known)}"
+            for key in sorted(exc.extra_fields)
+        ]
     if isinstance(exc, BaseValidationError):
         return error_lines(exc, path, join=lambda at, key, _: _key(at, key), leaf=_problem_lines)
     message = " ".join(str(exc).split()) or type(exc).__name__

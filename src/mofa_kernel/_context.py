@@ -60,9 +60,13 @@ class PluginContext:
 
     Contexts made from one another with :meth:`with_config` share the same
     state and event stream, as the seed's ``Clone`` does.
+
+    :attr:`settings` is the plugin's settings table: an instance of the
+    plugin's ``settings_type`` (an attrs class) when it declares one, which the
+    kernel fills before ``load``; otherwise ``config.settings`` as it is (a dict).
     """
 
-    __slots__ = ("_event_sink", "_shared", "agent_id", "config", "plugin_id")
+    __slots__ = ("_event_sink", "_shared", "agent_id", "config", "plugin_id", "settings")
 
     def __init__(
         self,
@@ -72,10 +76,13 @@ class PluginContext:
         plugin_id: str | None = None,
         shared_state: SharedState | None = None,
         event_sink: EventSink | None = None,
+        settings: Any = None,
     ) -> None:
         self.agent_id = agent_id
         self.config = config if config is not None else PluginConfig()
         self.plugin_id = plugin_id
+        #: The plugin's settings: its ``settings_type`` filled in, else the settings dict.
+        self.settings: Any = settings if settings is not None else self.config.settings
         self._shared = shared_state if shared_state is not None else SharedState()
         self._event_sink = event_sink
 
@@ -105,6 +112,7 @@ class PluginContext:
             plugin_id=self.plugin_id,
             shared_state=self._shared,
             event_sink=sink,
+            settings=self.settings,
         )
 
     async def get_state(self, key: str, default: Any = None) -> Any:

@@ -23,9 +23,12 @@ import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import attrs
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 from ._distributions import (
     KERNEL_DISTRIBUTION,
@@ -131,14 +134,15 @@ def scan_with_problems(group: str = PLUGIN_GROUP) -> ScanResult:
 def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
     """Read every installed distribution's entry points; also return the metadata folders
     the result depends on (the cache watches them)."""
-    import importlib.metadata
-
     sources: list[PluginSource] = []
     problems: list[str] = []
     watch: list[str] = []
     seen: set[str] = set()
     kernel_version: str | None = None
-    for dist in importlib.metadata.distributions():
+    for dist, text in _distributions_and_entry_points(group):
+        if isinstance(dist, str):  # declares no such entry point: only its name counts
+            seen.add(dist)
+            continue
         folder = metadata_folder(dist)
         key = name_from_folder(folder)
         if key is None:
@@ -152,7 +156,8 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
             kernel_version = metadata_field(dist, "Version")
             if folder is not None:
                 watch.append(folder)
-        text = dist.read_text("entry_points.txt")
+        if text is None:
+            text = dist.read_text("entry_points.txt")
         if not text or group not in text:
             continue  # the common case, decided without parsing anything
         if folder is not None:
@@ -193,6 +198,67 @@ def _scan_distributions(group: str) -> tuple[ScanResult, list[str]]:
         for source in sources
     )
     return ScanResult(tuple(sources), tuple(problems), refusals), watch
+
+
+# -- the cold scan's fast path (newcomer, issue 14: the first `plugins list` after an install) --
+
+
+def _plain_path_search() -> bool:
+    """Whether ``importlib.metadata`` would find distributions only in ``sys.path``'s folders:
+    no other finder in ``sys.meta_path`` offers distributions, and no entry is a zip file."""
+    import importlib.machinery
+
+    finders = [f for f in sys.meta_path if hasattr(f, "find_distributions")]
+    if finders != [importlib.machinery.PathFinder]:
+        return False
+    return not any(os.path.isfile(entry) for entry in sys.path if entry)
+
+
+def _distributions_and_entry_points(
+    group: str,
+) -> Iterable[tuple[importlib.metadata.Distribution | str, str | None]]:
+    """Every installed distribution, in the order ``importlib.metadata`` finds them, with the
+    text of its ``entry_points.txt`` when already read (``None``: read it from the dist).
+    A distribution whose entry points do not name ``group`` may come as its normalised
+    name alone (as :func:`name_from_folder` reads it).
+
+    The common case reads each metadata folder's ``entry_points.txt`` with one ``open`` and
+    builds a ``Distribution`` only for the few that need one (those whose entry points name
+    ``group``, the kernel's own, and the ones whose folder name says nothing);
+    ``importlib.metadata`` builds one per distribution. Anything unusual takes
+    ``importlib.metadata``'s own path.
+    """
+    import importlib.metadata
+
+    if not _plain_path_search():
+        for dist in importlib.metadata.distributions():
+            yield dist, None
+        return
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as found:
+                names = [item.name for item in found]
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if not dot or suffix.lower() not in ("dist-info", "egg-info"):
+                continue
+            project = stem.partition("-")[0]
+            key = normalize_name(project) if project else None
+            if key is None or key == KERNEL_DISTRIBUTION:
+                yield importlib.metadata.PathDistribution(Path(entry, name)), None
+                continue
+            folder = os.path.join(entry, name) if entry else name
+            try:
+                with open(os.path.join(folder, "entry_points.txt"), encoding="utf-8") as file:
+                    text = file.read()
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            if group in text:
+                yield importlib.metadata.PathDistribution(Path(entry, name)), text
+            else:
+                yield key, ""
 
 
 def _encode_scan(result: ScanResult) -> dict[str, Any]:

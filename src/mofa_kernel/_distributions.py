@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._source import PluginSource, normalize_name
 
@@ -58,19 +58,53 @@ def name_from_folder(folder: str | None) -> str | None:
 
 def metadata_field(dist: importlib.metadata.Distribution, field: str) -> str | None:
     """The first value of ``field`` in ``dist``'s metadata, or ``None``."""
-    values = dist.metadata.get_all(field)
+    values = _parsed_metadata(dist).get_all(field)
     return str(values[0]) if values else None
+
+
+#: ``dist.metadata`` parses the METADATA file at every access: parsed once per distribution
+#: (a few kept, by identity; the distribution is kept alive with its entry).
+_PARSED: dict[int, tuple[object, Any]] = {}
+
+
+def _parsed_metadata(dist: importlib.metadata.Distribution) -> Any:
+    found = _PARSED.get(id(dist))
+    if found is None or found[0] is not dist:
+        if len(_PARSED) > 64:
+            _PARSED.clear()
+        found = _PARSED[id(dist)] = (dist, dist.metadata)
+    return found[1]
+
+
+def _plain_specifier(rest: str) -> str | None:
+    """The specifier of a requirement without extras, URL or marker (``">=0.1"`` after the
+    name), as ``packaging`` would spell it; ``None`` for anything else. Spares importing
+    ``packaging.requirements`` and its marker machinery for the usual case."""
+    text = rest.strip()
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    if any(mark in text for mark in ";[@("):
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return str(SpecifierSet(text))
+    except InvalidSpecifier:
+        return None
 
 
 def kernel_specifier(dist: importlib.metadata.Distribution) -> str | None:
     """``dist``'s version specifier on mofa-kernel (see ``PluginSource.requires_kernel``)."""
-    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    for line in dist.requires or ():
+    for line in _parsed_metadata(dist).get_all("Requires-Dist") or dist.requires or ():
         match = _REQUIREMENT_NAME.match(line)
         if match is None or normalize_name(match.group(1)) != KERNEL_DISTRIBUTION:
             continue
+        plain = _plain_specifier(line[match.end() :])
+        if plain is not None:
+            return plain
+        from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             requirement = Requirement(line)
         except InvalidRequirement:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._types import PluginState
 
@@ -29,6 +29,11 @@ class AgentPlugin(abc.ABC):
     state: PluginState = PluginState.UNLOADED
     #: The context given to :meth:`load` (set by the default ``load``).
     context: PluginContext | None = None
+    #: An attrs class describing the plugin's settings (``[plugins.ID.settings]``), or
+    #: ``None``. The kernel structures the settings into it before :meth:`load`, and the
+    #: plugin reads the result as ``ctx.settings``; an unknown key or a wrong type fails
+    #: the load with one line per problem.
+    settings_type: ClassVar[type[Any] | None] = None
 
     if TYPE_CHECKING:
         # Declared for type checkers only, so that at run time a subclass may provide

@@ -52,9 +52,12 @@ _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 ExclusionRule = Callable[["PluginSource"], "str | None"]
 
 
+_SEPARATORS: Final = re.compile(r"[-_.]+")
+
+
 def normalize_name(name: str) -> str:
     """A distribution name in its PEP 503 normal form (``Foo_Bar.baz`` -> ``foo-bar-baz``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return _SEPARATORS.sub("-", name).lower()
 
 
 @functools.lru_cache(maxsize=1024)

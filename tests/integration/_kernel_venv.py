@@ -224,6 +224,10 @@ def _distributions(root: Path) -> dict[str, Path]:
                         dependencies=["mofa-kernel>=99"]),
         "mkt-sleepy": d(root, "mkt-sleepy", modules={"mkt_sleepy": SLEEPY},
                         plugins={"sleepy": "mkt_sleepy:SleepyPlugin"}),
+        # Installed only by the tests that need it: importing it leaves a marker, then fails.
+        "mkt-tripwire": d(root, "mkt-tripwire", plugins={"tripwire": "mkt_tripwire:Plugin"},
+                          modules={"mkt_tripwire": MARKER.format(name="tripwire")
+                                   + "\nraise RuntimeError('tripwire imported')\n"}),
     }  # fmt: skip
 
 

@@ -255,6 +255,27 @@ def test_run_still_works_beside_broken_plugins(troubled_venv: KernelVenv) -> Non
     assert (result.returncode, result.stdout) == (0, "beta:zyx\n")
 
 
+def test_run_imports_only_the_plugin_and_what_it_depends_on(troubled_venv: KernelVenv) -> None:
+    troubled_venv.install("mkt-tripwire")
+    try:
+        # First with nothing cached about beta (imported to learn it needs alpha), then
+        # with its metadata cached by the first run.
+        troubled_venv.cli("cache", "clear")
+        for _ in range(2):
+            troubled_venv.clear_markers()
+            result = troubled_venv.cli("run", "beta", "xyz")
+            assert (result.returncode, result.stdout) == (0, "beta:zyx\n"), result.stderr
+            assert "tripwire" not in result.stderr
+            assert troubled_venv.imported() == set()  # neither tripwire nor gated
+        # The tripwire works: running it imports it, and it fails.
+        result = troubled_venv.cli("run", "tripwire", "x")
+        assert result.returncode == 1
+        assert "tripwire imported" in result.stderr
+        assert troubled_venv.imported() == {"tripwire"}
+    finally:
+        troubled_venv.uninstall("mkt-tripwire")
+
+
 @pytest.mark.parametrize(
     ("plugin_id", "error"),
     [

@@ -1,7 +1,7 @@
 """The docs' example distribution builds with pip and its plugins serve the quick start's host.
 
-docs/examples/plugin-pyproject.toml is shown on the "Writing plugins" page as
-the way to publish plugins. Here it is built into a wheel by pip, the wheel is
+docs/examples/text-plugins/ is the distribution the "Writing plugins" page
+shows, and the quick start installs it with pip. Here it is built into a wheel by pip, the wheel is
 installed by pip into a fresh folder, and the host program of the quick start
 runs against that installation and prints exactly what the docs show.
 """
@@ -35,11 +35,9 @@ def pip(*arguments: str) -> None:
 
 
 def test_example_distribution_installs_and_serves_the_host(tmp_path: Path) -> None:
-    project = tmp_path / "text-tools"
-    project.mkdir()
-    shutil.copy(EXAMPLES / "plugin-pyproject.toml", project / "pyproject.toml")
-    for module in ("word_count.py", "shout.py"):
-        shutil.copy(EXAMPLES / module, project / module)
+    # A copy: building must not leave anything in the source tree.
+    project = tmp_path / "text-plugins"
+    shutil.copytree(EXAMPLES / "text-plugins", project)
 
     # Without network or an installed hatchling, pip would need to fetch the build backend.
     isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]

@@ -11,6 +11,7 @@ integration tests see the installation they expect.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -30,8 +31,20 @@ def project(kernel_venv: KernelVenv, tmp_path_factory: pytest.TempPathFactory) -
     result = kernel_venv.cli("new-plugin", NAME, "--type", "skill", "--dir", str(folder))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+    # The next steps it printed, word for word: cd, pip install, pytest.
+    cd, install, test = result.stdout.split("and run its tests:\n", 1)[1].split("\n")[:3]
+    assert shlex.split(cd) == ["cd", str(folder)]
+    assert shlex.split(test) == [str(kernel_venv.python), "-m", "pytest"]
     try:
-        kernel_venv.pip("install", f"{folder}[test]")
+        subprocess.run(
+            shlex.split(install),
+            cwd=folder,
+            env=kernel_venv.environ(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
         yield folder
     finally:
         kernel_venv.pip("uninstall", "--yes", NAME)
@@ -50,7 +63,7 @@ def test_its_own_tests_pass_straight_after_pip_install(
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "6 passed" in result.stdout
+    assert "7 passed" in result.stdout
     assert "warning" not in result.stdout.lower()
 
 

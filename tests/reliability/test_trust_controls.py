@@ -204,7 +204,8 @@ def test_list_shows_distribution_version_and_path(installed: Path, fake_site: Fa
 
 
 def test_list_table_shows_the_path(installed: Path, fake_site: FakeSite) -> None:
-    code, out, _ = run_cli("plugins", "list")
+    # The default table fits the terminal; --wide shows where each plugin comes from.
+    code, out, _ = run_cli("plugins", "list", "--wide")
     assert code == 0
     lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
     for pid, (dist, version, module) in INSTALLED.items():

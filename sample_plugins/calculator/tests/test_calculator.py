@@ -54,10 +54,11 @@ async def test_precision_rounds_float_results(manager: PluginManager) -> None:
     ("precision", "message"),
     [
         (99, "settings.precision: expected 0 to 17, got 99"),
-        ("4", "settings.precision: expected an integer"),
+        ("4", "plugins.calculator.settings.precision: expected an integer, got a string"),
+        (True, "plugins.calculator.settings.precision: expected an integer, got a boolean"),
     ],
 )
-async def test_bad_precision_fails_init(
+async def test_bad_precision_fails_the_plugin(
     manager: PluginManager, precision: object, message: str
 ) -> None:
     manager.register(CalculatorPlugin(), config=PluginConfig({"precision": precision}))

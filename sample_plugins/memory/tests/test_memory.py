@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mofa_sample_memory import API_KEY, DEFAULT_PATH, MemoryAPI, MemoryPlugin
+from mofa_sample_memory import API_KEY, MemoryAPI, MemoryPlugin, default_path
 
 from mofa_kernel import (
     AgentPlugin,
@@ -161,10 +162,9 @@ async def test_data_survives_a_restart(db_path: Path) -> None:
 
 
 async def test_state_carries_over_a_reload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No explicit path: the default is relative to the working directory.
-    (tmp_path / "before").mkdir()
-    (tmp_path / "after").mkdir()
-    monkeypatch.chdir(tmp_path / "before")
+    # No explicit path: the default is in the user's data folder, which may change.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "before"))
+    monkeypatch.chdir(tmp_path)
     async with PluginManager() as old_host:
         old = MemoryPlugin()
         old_host.register(old)
@@ -174,9 +174,10 @@ async def test_state_carries_over_a_reload(tmp_path: Path, monkeypatch: pytest.M
         saved = await old.save_state()
     # What crosses a reload is plain JSON data.
     saved = json.loads(json.dumps(saved))
-    assert saved == {"path": str(tmp_path / "before" / DEFAULT_PATH), "reads": 1, "writes": 1}
+    assert saved == {"path": str(default_path()), "reads": 1, "writes": 1}
+    assert default_path().is_relative_to(tmp_path / "before")
 
-    monkeypatch.chdir(tmp_path / "after")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "after"))
     async with PluginManager() as new_host:
         plugin = MemoryPlugin()
         new_host.register(plugin)
@@ -251,3 +252,37 @@ async def test_stats_and_health(manager: PluginManager, db_path: Path) -> None:
     await ask(manager, op="keys")
     assert (await manager.stats())["memory"] == {"path": str(db_path), "reads": 2, "writes": 1}
     assert (await manager.health_check())["memory"] is True
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="the XDG data folder is Linux's")
+async def test_the_default_database_is_in_the_data_folder_not_the_working_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    async with PluginManager() as manager:
+        manager.register(MemoryPlugin())
+        await manager.start_all()
+        await ask(manager, op="set", key="k", value=1)
+    assert (tmp_path / "data" / "mofa-kernel" / "memory.sqlite3").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # noqa: ASYNC240 - a test
+
+
+async def test_a_configured_path_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    async with PluginManager() as manager:
+        manager.register(MemoryPlugin(), config=PluginConfig({"path": "~/m.sqlite3"}))
+        await manager.start_all()
+        await ask(manager, op="set", key="k", value=1)
+    assert (tmp_path / "m.sqlite3").is_file()
+
+
+async def test_a_misspelt_setting_fails_the_load() -> None:
+    async with PluginManager() as manager:
+        manager.register(MemoryPlugin(), config=PluginConfig({"paht": "x.sqlite3"}))
+        report = await manager.start_all()
+    assert report.errors() == [
+        "memory: load failed: plugins.memory.settings.paht: unknown key; did you mean 'path'?"
+    ]

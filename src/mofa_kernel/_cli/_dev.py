@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Discover and start the plugins, watch their code and reload it when it changes "
             "(strategy from [hot_reload] in the configuration), and print every event as a "
             "line. Commands on stdin, one a line: 'ID INPUT' executes, 'reload ID' reloads "
-            "now, 'quit' shuts down."
+            "now, 'list' and 'status' show the plugins' states, 'help' the commands, 'quit' "
+            "shuts down. The configuration is read once, at start: restart dev after editing "
+            "mofa.toml."
         ),
     )
     dev.add_argument("--json", action="store_true", help="print one JSON object per line")

@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 
     from mofa_kernel._discovery import Survey, SurveyEntry
 
-__all__ = ["ROW_KEYS", "entry_row", "print_rows", "remember", "replay"]
+__all__ = [
+    "ROW_KEYS",
+    "entry_row",
+    "fit_table",
+    "listing_words",
+    "print_rows",
+    "remember",
+    "replay",
+    "terminal_width",
+]
 
 #: The entry-point group listed; the same as ``mofa_kernel._discovery.PLUGIN_GROUP``, which
 #: this module does not import (it would pull in attrs).
@@ -63,12 +72,19 @@ def entry_row(entry: SurveyEntry, isolation: str = "inline") -> dict[str, Any]:
     }
 
 
-def print_rows(rows: Sequence[Mapping[str, Any]], *, as_json: bool, out: Output) -> None:
-    """Print the listing as JSON or as a table, each row with its cached metadata if any."""
+def print_rows(
+    rows: Sequence[Mapping[str, Any]], *, as_json: bool, out: Output, wide: bool = False
+) -> None:
+    """Print the listing as JSON or as a table, each row with its cached metadata if any.
+
+    The table has ID, TYPE, VERSION, STATUS and ABOUT (the description, or
+    why the plugin is not usable), shortened to the terminal's width; ``wide``
+    prints every column in full.
+    """
     from mofa_kernel._cache import lookup_metadata
 
+    metadata = lookup_metadata(rows)
     if as_json:
-        metadata = lookup_metadata(rows)
         out.json(
             [
                 {key: (found if key == "metadata" else row[key]) for key in ROW_KEYS}
@@ -79,41 +95,108 @@ def print_rows(rows: Sequence[Mapping[str, Any]], *, as_json: bool, out: Output)
     if not rows:
         out.line("No plugins installed (entry-point group mofa.plugins).")
         return
+    if wide:
+        headers = ["ID", "TYPE", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY POINT",
+                   "PATH", "ABOUT"]  # fmt: skip
+        table = [
+            [
+                row["id"],
+                _type_word(found),
+                row["distribution"] or "-",
+                row["distribution_version"] or "-",
+                "yes" if row["enabled"] else "no",
+                row["status"],
+                row["entry_point"],
+                row["path"] or "-",
+                _about(row, found),
+            ]
+            for row, found in zip(rows, metadata, strict=True)
+        ]
+        out.line(format_table(headers, table))
+        return
     table = [
         [
             row["id"],
-            row["distribution"] or "-",
+            _type_word(found),
             row["distribution_version"] or "-",
-            "yes" if row["enabled"] else "no",
             row["status"],
-            row["entry_point"],
-            row["path"] or "-",
-            row["reason"] or "",
+            _about(row, found),
         ]
-        for row in rows
+        for row, found in zip(rows, metadata, strict=True)
     ]
-    headers = ["ID", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY POINT", "PATH", "NOTE"]
-    out.line(format_table(headers, table))
+    out.line(fit_table(["ID", "TYPE", "VERSION", "STATUS", "ABOUT"], table, terminal_width()))
+
+
+def _type_word(metadata: object) -> str:
+    """The plugin type of cached serde metadata (``Tool``, ``Custom(x)``), or ``-``."""
+    kind = metadata.get("plugin_type") if isinstance(metadata, dict) else None
+    if isinstance(kind, str):
+        return kind
+    if isinstance(kind, dict) and len(kind) == 1:
+        ((variant, value),) = kind.items()
+        return f"{variant}({value})"
+    return "-"
+
+
+def _about(row: Mapping[str, Any], metadata: object) -> str:
+    """Why a plugin is not usable, else its description (``-`` when unknown)."""
+    if row["status"] in ("failed", "disabled") and row["reason"]:
+        return str(row["reason"])
+    description = metadata.get("description") if isinstance(metadata, dict) else None
+    return " ".join(description.split()) if isinstance(description, str) and description else "-"
+
+
+def terminal_width() -> int:
+    """The width tables must fit: ``$COLUMNS``, else the terminal's, else 100."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+def fit_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> str:
+    """:func:`format_table` shortened to ``width`` columns: the last column gives way first,
+    then the first; every line is at most ``width`` long."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    for index, floor in ((len(widths) - 1, 16), (0, 12)):
+        if excess > 0:
+            cut = min(excess, max(widths[index] - max(floor, len(headers[index])), 0))
+            widths[index] -= cut
+            excess -= cut
+    shortened = [[_shorten(cell, w) for cell, w in zip(row, widths, strict=True)] for row in rows]
+    return "\n".join(
+        _shorten(line, width) for line in format_table(headers, shortened).splitlines()
+    )
 
 
 def remember(
-    config: str | None, inputs: str | None, survey: Survey, rows: Iterable[Mapping[str, Any]]
+    config: str | None,
+    inputs: str | None,
+    survey: Survey,
+    rows: Iterable[Mapping[str, Any]],
+    warnings: Sequence[str],
 ) -> None:
     """Store ``rows`` for :func:`replay`, if the inputs did not change while they were made.
 
     ``inputs`` is :func:`~mofa_kernel._cache.listing_inputs` taken before the
-    configuration was read (``None`` when the cache is off).
+    configuration was read (``None`` when the cache is off); ``warnings`` are
+    printed again on stderr when the listing is replayed.
     """
     from mofa_kernel import _cache
 
     if inputs is None or _cache.listing_inputs(config) != inputs:
         return
-    listing = {"rows": [dict(row) for row in rows], "problems": list(survey.problems)}
+    listing = {"rows": [dict(row) for row in rows], "problems": list(warnings)}
     _cache.store_listing(GROUP, survey.fingerprint, inputs, listing)
 
 
-def _words(argv: Sequence[str]) -> tuple[str | None, bool] | None:
-    """``(config, as_json)`` for exactly ``[--config FILE] plugins list [--json]``, or ``None``."""
+def listing_words(argv: Sequence[str]) -> tuple[str | None, bool, bool] | None:
+    """``(config, as_json, wide)`` for exactly ``[--config FILE] plugins list [--json|--wide]``,
+    or ``None``."""
     config: str | None = None
     rest = list(argv)
     if len(rest) >= 2 and rest[0] == "--config":
@@ -122,11 +205,12 @@ def _words(argv: Sequence[str]) -> tuple[str | None, bool] | None:
         config, rest = rest[0].partition("=")[2], rest[1:]
     if config is not None and (not config or config.startswith("-")):
         return None
-    if rest == ["plugins", "list"]:
-        return config, False
-    if rest == ["plugins", "list", "--json"]:
-        return config, True
-    return None
+    if rest[:2] != ["plugins", "list"] or len(rest) > 3:
+        return None
+    option = rest[2] if len(rest) == 3 else None
+    if option not in (None, "--json", "--wide", "-v"):
+        return None
+    return config, option == "--json", option in ("--wide", "-v")
 
 
 def _valid_listing(listing: Mapping[str, Any]) -> bool:
@@ -142,12 +226,12 @@ def _valid_listing(listing: Mapping[str, Any]) -> bool:
 def replay(argv: Sequence[str], out: Output) -> int | None:
     """Print a stored listing for ``argv`` and return the exit status, or ``None`` when
     ``argv`` is not a plain ``plugins list`` or nothing valid is stored."""
-    words = _words(argv)
+    words = listing_words(argv)
     if words is None:
         return None
     from mofa_kernel import _cache
 
-    config, as_json = words
+    config, as_json, wide = words
     probe = _cache.probe(GROUP)
     if probe is None:
         return None
@@ -156,5 +240,5 @@ def replay(argv: Sequence[str], out: Output) -> int | None:
         return None
     for problem in listing["problems"]:
         out.error(f"warning: {problem}")
-    print_rows(listing["rows"], as_json=as_json, out=out)
+    print_rows(listing["rows"], as_json=as_json, out=out, wide=wide)
     return EXIT_OK

@@ -12,6 +12,7 @@ import json
 import keyword
 import os
 import re
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,6 +71,7 @@ FILES: Final[Mapping[str, str | None]] = {
     "README.md": "README.md.tmpl",
     "LICENSE": "LICENSE.tmpl",
     ".gitignore": "gitignore.tmpl",
+    ".github/workflows/ci.yml": "ci.yml.tmpl",
     "src/{package}/__init__.py": "plugin.py.tmpl",
     "src/{package}/py.typed": None,
     "tests/test_{package}.py": "test_plugin.py.tmpl",
@@ -81,11 +83,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "new-plugin",
         help="write a new plugin distribution, ready to install and test",
         description=(
-            "Write a plugin distribution in folder D: pyproject.toml with the entry point, "
-            "a src/ package with a class-style plugin, tests that use mofa-kernel's pytest "
-            "plugin, a README and a LICENSE placeholder. It installs with pip and passes its "
-            "own tests as written. Nothing is written outside D, and D must not exist or be "
-            "empty. Exit status 2 when NAME, T or D is refused."
+            "Write a plugin distribution in folder D: pyproject.toml with the entry point and "
+            "the ruff and mypy configuration, a src/ package with a class-style plugin and its "
+            "settings class, tests that use mofa-kernel's pytest plugin, a GitHub Actions "
+            "workflow (.github/workflows/ci.yml), a README and a LICENSE placeholder. It "
+            "installs with pip and passes its own tests as written. Nothing is written outside "
+            "D, and D must not exist or be empty. Exit status 2 when NAME, T or D is refused."
         ),
     )
     new.add_argument(
@@ -239,6 +242,7 @@ def plan(name: str, plugin_type: str = "tool", directory: Path | None = None) ->
         "name": name,
         "package": package,
         "class_name": class_name,
+        "settings_class": class_name.removesuffix("Plugin") + "Settings",
         "title": " ".join(part.capitalize() for part in name.split("-")),
         "type_expr": type_expr,
         "type_text": type_label,
@@ -311,8 +315,14 @@ def _new_plugin(args: argparse.Namespace, out: Output) -> int:
     for path in written:
         out.line(f"  {path.relative_to(root).as_posix()}")
     out.line()
-    out.line("Next, in a virtualenv:")
-    out.line(f"  cd {shown}")
-    out.line('  python -m pip install -e ".[test]"')
-    out.line("  python -m pytest")
+    # The interpreter running this command has mofa-kernel installed: with it, pip needs
+    # no package index to satisfy the new distribution's requirement on the kernel.
+    python = shlex.quote(sys.executable)
+    out.line(
+        "Next, install it with the Python that runs mofa-kernel, which has the kernel, "
+        "and run its tests:"
+    )
+    out.line(f"  cd {shlex.quote(str(root))}")
+    out.line(f'  {python} -m pip install -e ".[test]"')
+    out.line(f"  {python} -m pytest")
     return EXIT_OK

@@ -7,9 +7,16 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from ._listing import ROW_KEYS, entry_row, print_rows, remember
-from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError, format_table
-from ._session import find_entry, load_settings, make_manager, record_error, survey_plugins
+from ._listing import ROW_KEYS, entry_row, fit_table, print_rows, remember, terminal_width
+from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError
+from ._session import (
+    find_entry,
+    load_settings,
+    make_manager,
+    record_error,
+    survey_plugins,
+    survey_warnings,
+)
 
 if TYPE_CHECKING:
     from mofa_kernel._config import KernelSettings
@@ -19,7 +26,7 @@ if TYPE_CHECKING:
     from mofa_kernel._records import OutcomeStatus
     from mofa_kernel._types import PluginState
 
-__all__ = ["register"]
+__all__ = ["list_plugins", "register"]
 
 _MERMAID_ID: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -30,15 +37,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="list, inspect, check and graph the installed plugins",
         description="Work with the plugins installed in entry-point group mofa.plugins.",
     )
-    commands = plugins.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND", required=True)
+    commands = plugins.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND")
 
     list_parser = commands.add_parser(
         "list",
         help="every discovered plugin, excluded ones too (imports nothing)",
         description="List every discovered plugin without importing any.",
     )
-    list_parser.add_argument("--json", action="store_true", help="print a JSON array")
-    list_parser.set_defaults(handler=_list)
+    shape = list_parser.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print a JSON array")
+    shape.add_argument(
+        "--wide",
+        "-v",
+        action="store_true",
+        help="every column in full (distribution, entry point, path), however wide",
+    )
+    list_parser.set_defaults(handler=list_plugins)
 
     info = commands.add_parser(
         "info",
@@ -90,6 +104,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     approve.set_defaults(handler=_approve)
 
+    from . import _install
+
+    _install.register(commands)
+
 
 def _metadata_data(metadata: PluginMetadata | None) -> Any:
     if metadata is None:
@@ -104,18 +122,22 @@ def _entry_data(entry: SurveyEntry, settings: KernelSettings) -> dict[str, Any]:
     return {key: row[key] for key in ROW_KEYS}
 
 
-def _list(args: argparse.Namespace, out: Output) -> int:
+def list_plugins(args: argparse.Namespace, out: Output) -> int:
+    """``plugins list``: every discovered plugin, as a table or JSON."""
     from mofa_kernel import _cache
 
     inputs = _cache.listing_inputs(args.config) if _cache.enabled() else None
     settings = load_settings(args)
-    surveyed = survey_plugins(settings, out)
+    surveyed = survey_plugins(settings, out, warn=False)
+    warnings = survey_warnings(settings, surveyed)
+    for warning in warnings:
+        out.error(f"warning: {warning}")
     entries = sorted(surveyed.entries, key=lambda e: (e.plugin_id, e.source.distribution or ""))
     rows = [entry_row(entry, settings.plugin_isolation(entry.plugin_id)) for entry in entries]
     if settings.kernel.trust == "off":
         # With the trust lock on, every listing checks the files again: never replayed.
-        remember(args.config, inputs, surveyed, rows)
-    print_rows(rows, as_json=args.json, out=out)
+        remember(args.config, inputs, surveyed, rows, warnings)
+    print_rows(rows, as_json=args.json, out=out, wide=args.wide)
     return EXIT_OK
 
 
@@ -329,10 +351,15 @@ def _check(args: argparse.Namespace, out: Output) -> int:
         out.line("No plugins installed (entry-point group mofa.plugins).")
     else:
         table = [
-            [row["id"], row["status"], _state_word(row["state"]), row["reason"] or ""]
+            [
+                row["id"],
+                row["status"],
+                _state_word(row["state"]),
+                row["reason"] or row["error"] or "",
+            ]
             for row in rows
         ]
-        out.line(format_table(["ID", "STATUS", "STATE", "NOTE"], table))
+        out.line(fit_table(["ID", "STATUS", "STATE", "NOTE"], table, terminal_width()))
         counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
         disabled = len(rows) - sum(counts.values())
         out.line(

@@ -13,7 +13,14 @@ if TYPE_CHECKING:
     from mofa_kernel._manager import PluginManager
     from mofa_kernel._records import PluginRecord
 
-__all__ = ["find_entry", "load_settings", "make_manager", "record_error", "survey_plugins"]
+__all__ = [
+    "find_entry",
+    "load_settings",
+    "make_manager",
+    "record_error",
+    "survey_plugins",
+    "survey_warnings",
+]
 
 
 def load_settings(args: argparse.Namespace) -> KernelSettings:
@@ -26,24 +33,39 @@ def load_settings(args: argparse.Namespace) -> KernelSettings:
 def survey_plugins(settings: KernelSettings, out: Output, *, warn: bool = True) -> Survey:
     """Every installed plugin judged without importing it.
 
-    Unreadable distributions go to stderr unless ``warn`` is false (for a
-    command whose manager will report them when it discovers).
+    Unreadable distributions and ``[plugins.ID]`` tables naming no installed
+    plugin go to stderr unless ``warn`` is false (for a command whose manager
+    will report them when it discovers).
     """
     from mofa_kernel._config import plugin_rule
     from mofa_kernel._discovery import survey
 
     result = survey(plugin_rule(settings))
-    for problem in result.problems if warn else ():
-        out.error(f"warning: {problem}")
+    if warn:
+        for problem in survey_warnings(settings, result):
+            out.error(f"warning: {problem}")
     return result
+
+
+def survey_warnings(settings: KernelSettings, result: Survey) -> list[str]:
+    """Unreadable distributions, and ``[plugins.ID]`` tables that name no installed plugin."""
+    from mofa_kernel._settings import unknown_plugin_tables
+
+    known = {entry.plugin_id for entry in result.entries}
+    return [*result.problems, *unknown_plugin_tables(settings.plugins, known)]
 
 
 def find_entry(result: Survey, plugin_id: str) -> SurveyEntry:
     """The entry for ``plugin_id`` (the first claimant of a duplicate id); unknown -> UsageError."""
     entries = result.find(plugin_id)
     if not entries:
-        known = ", ".join(sorted({e.plugin_id for e in result.entries})) or "none installed"
-        raise UsageError(f"unknown plugin id {plugin_id!r} (known: {known})")
+        from mofa_kernel._settings import did_you_mean
+
+        ids = {e.plugin_id for e in result.entries}
+        known = ", ".join(sorted(ids)) or "none installed"
+        raise UsageError(
+            f"unknown plugin id {plugin_id!r}{did_you_mean(plugin_id, ids)} (known: {known})"
+        )
     return entries[0]
 
 

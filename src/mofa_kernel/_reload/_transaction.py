@@ -45,6 +45,7 @@ from mofa_kernel._errors import (
 from mofa_kernel._events import PluginEvent, ReloadEvent
 from mofa_kernel._metadata import to_json_value
 from mofa_kernel._runtime import TrialFailed
+from mofa_kernel._settings import load_with_settings  # plugin settings (issue 14)
 from mofa_kernel._types import PluginState
 
 from ._code import (
@@ -312,7 +313,8 @@ class Attempt:
             ctx = self.port.context(self.pid)
             agent = new
             _set_state(agent, LOADING)
-            await self._call("load", lambda: agent.load(ctx))
+            # plugin settings (issue 14): the new code's settings_type is filled before its load
+            await self._call("load", lambda: load_with_settings(self.pid, agent, ctx))
             loaded = True
             _set_state(agent, LOADED)
             if state != LOADED or self.port.initialized(self.pid):

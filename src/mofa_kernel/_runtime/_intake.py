@@ -95,6 +95,12 @@ class Intake:
         notes = MetadataNotes.before(found.loadable())  # for `plugins list`, without importing
         for unreadable in found.problems:
             _logger.warning("%s", unreadable)
+        # -- plugin settings (issue 14): a [plugins.ID] table naming no plugin is a warning
+        from mofa_kernel._settings import unknown_plugin_tables
+
+        ids = {entry.plugin_id for entry in found.entries} | set(self._registry.entries)
+        for line in unknown_plugin_tables(settings.plugins, ids):
+            _logger.warning("%s", line)
         records: list[PluginRecord] = []
         registry = self._registry
         for entry in found.entries:

@@ -232,6 +232,14 @@ class Lifecycle:
                 self.set_state(entry, transition.during)
             if verb == "load":
                 ctx = entry.ctx = self._make_context(entry)
+                # -- plugin settings (issue 14, CONTRACT "Plugin settings"): typed before load
+                from mofa_kernel._settings import PluginConfigError, plugin_settings
+
+                try:
+                    ctx.settings = plugin_settings(entry.id, plugin, ctx.config.settings)
+                except PluginConfigError as exc:
+                    raise self.fail(entry, verb, None, str(exc)) from None
+                # -- end plugin settings
                 await self._caller.invoke(entry, verb, lambda: plugin.load(ctx))
             else:
                 await self._caller.invoke(entry, verb, getattr(plugin, verb))

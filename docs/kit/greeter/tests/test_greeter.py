@@ -1,7 +1,7 @@
 """Tests of the greeter plugin, with the fixtures of mofa-kernel's pytest plugin.
 
-Run them once the distribution is installed: ``python -m pip install -e ".[test]"``,
-then ``python -m pytest``.
+Run them once the distribution is installed, with the Python that has mofa-kernel:
+``python -m pip install -e ".[test]"``, then ``python -m pytest``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 import pytest
-from mofa_kernel import PluginExecutionError, PluginManager, PluginState
+from mofa_kernel import PluginConfig, PluginExecutionError, PluginManager, PluginState
 from mofa_kernel.testing import EntryPointSandbox, LifecycleRunner, assert_conforms
 
 from greeter import GreeterPlugin
@@ -35,10 +35,24 @@ async def test_rejects_an_empty_input(mofa_manager: PluginManager) -> None:
 
 async def test_settings_choose_the_greeting(mofa_lifecycle: LifecycleRunner) -> None:
     run = await mofa_lifecycle(
-        GreeterPlugin(), settings={"greeting": "Bonjour"}, inputs=["Ada"]
+        GreeterPlugin(),
+        settings={"greeting": "Bonjour"},
+        inputs=["Ada"],
     )
     assert run.outputs == ("Bonjour, Ada!",)
     assert run.stats == {"answered": 1}
+
+
+async def test_a_misspelt_setting_is_refused(mofa_manager: PluginManager) -> None:
+    mofa_manager.register(
+        GreeterPlugin(),
+        config=PluginConfig(settings={"greting": "Hi"}),
+    )
+    report = await mofa_manager.start_all()
+    assert report.errors() == [
+        "greeter: load failed: plugins.greeter.settings.greting: unknown key; "
+        "did you mean 'greeting'?"
+    ]
 
 
 def test_the_distribution_declares_the_entry_point() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+import attrs
+
 from mofa_kernel import (
     AgentPlugin,
     PluginConfigError,
@@ -16,7 +18,7 @@ from mofa_kernel import (
 
 from ._evaluator import CalculationError, Number, evaluate, format_number
 
-__all__ = ["EVALUATE_KEY", "CalculatorPlugin", "__version__"]
+__all__ = ["EVALUATE_KEY", "CalculatorPlugin", "CalculatorSettings", "__version__"]
 
 __version__ = "0.1.0"
 
@@ -26,6 +28,14 @@ __version__ = "0.1.0"
 EVALUATE_KEY: Final = "calculator.evaluate"
 
 _MAX_PRECISION: Final = 17
+
+
+@attrs.frozen
+class CalculatorSettings:
+    """The ``[plugins.calculator.settings]`` table."""
+
+    #: Decimals that float results are rounded to (0-17); ``None``: shortest exact form.
+    precision: int | None = None
 
 
 class CalculatorPlugin(AgentPlugin):
@@ -44,6 +54,7 @@ class CalculatorPlugin(AgentPlugin):
         capabilities=("arithmetic",),
     )
 
+    settings_type = CalculatorSettings
     ctx: PluginContext  # set by load()
 
     def __init__(self) -> None:
@@ -56,7 +67,8 @@ class CalculatorPlugin(AgentPlugin):
         self.ctx = ctx
 
     async def init_plugin(self) -> None:
-        precision = self.ctx.config.get_int("precision")
+        settings: CalculatorSettings = self.ctx.settings  # types checked by the kernel
+        precision = settings.precision
         if precision is not None and not 0 <= precision <= _MAX_PRECISION:
             raise PluginConfigError(
                 f"settings.precision: expected 0 to {_MAX_PRECISION}, got {precision}",

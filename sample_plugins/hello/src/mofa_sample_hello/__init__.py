@@ -6,9 +6,19 @@ from the configuration (``[plugins.hello.settings] greeting = "Bonjour"``).
 
 from __future__ import annotations
 
+import attrs
+
 from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
 
-__all__ = ["HelloPlugin"]
+__all__ = ["HelloPlugin", "HelloSettings"]
+
+
+@attrs.frozen
+class HelloSettings:
+    """The ``[plugins.hello.settings]`` table."""
+
+    #: The word to greet with.
+    greeting: str = "Hello"
 
 
 class HelloPlugin(AgentPlugin):
@@ -22,6 +32,7 @@ class HelloPlugin(AgentPlugin):
         description="Greets whoever its input names.",
         capabilities=("greeting",),
     )
+    settings_type = HelloSettings
 
     def __init__(self) -> None:
         self.greeting = "Hello"
@@ -29,7 +40,7 @@ class HelloPlugin(AgentPlugin):
 
     async def init_plugin(self) -> None:
         if self.context is not None:
-            self.greeting = self.context.config.get_string("greeting") or "Hello"
+            self.greeting = self.context.settings.greeting or "Hello"
 
     async def execute(self, input: str) -> str:
         self.greeted += 1

@@ -7,16 +7,25 @@ While it runs, other plugins reach it through the shared state key
 
 from __future__ import annotations
 
-from ._plugin import API_KEY, DEFAULT_PATH, MemoryAPI, MemoryPlugin, RequestError, __version__
+from ._plugin import (
+    API_KEY,
+    MemoryAPI,
+    MemoryPlugin,
+    MemorySettings,
+    RequestError,
+    __version__,
+    default_path,
+)
 from ._store import MemoryStore, Message
 
 __all__ = [
     "API_KEY",
-    "DEFAULT_PATH",
     "MemoryAPI",
     "MemoryPlugin",
+    "MemorySettings",
     "MemoryStore",
     "Message",
     "RequestError",
     "__version__",
+    "default_path",
 ]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+
+import attrs
 
 from mofa_kernel import (
     AgentPlugin,
@@ -21,7 +25,15 @@ from mofa_kernel import (
 
 from ._store import MemoryStore, Message
 
-__all__ = ["API_KEY", "DEFAULT_PATH", "MemoryAPI", "MemoryPlugin", "RequestError", "__version__"]
+__all__ = [
+    "API_KEY",
+    "MemoryAPI",
+    "MemoryPlugin",
+    "MemorySettings",
+    "RequestError",
+    "__version__",
+    "default_path",
+]
 
 __version__ = "0.1.0"
 
@@ -30,8 +42,30 @@ _T = TypeVar("_T")
 
 #: Shared-state key under which a running memory plugin publishes its :class:`MemoryAPI`.
 API_KEY: Final = "memory.api"
-#: The database file when the settings give no ``path`` (relative to the working directory).
-DEFAULT_PATH: Final = "mofa-memory.sqlite3"
+
+
+def default_path() -> Path:
+    """The database file when the settings give no ``path``: in the user's data folder.
+
+    ``$XDG_DATA_HOME`` or ``~/.local/share`` (Linux and other Unixes),
+    ``~/Library/Application Support`` (macOS), ``%LOCALAPPDATA%`` (Windows);
+    then ``mofa-kernel/memory.sqlite3``. Never the working directory.
+    """
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+    elif sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Application Support")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base, "mofa-kernel", "memory.sqlite3")
+
+
+@attrs.frozen
+class MemorySettings:
+    """The ``[plugins.memory.settings]`` table."""
+
+    #: The database file (``~`` is expanded); ``None``: :func:`default_path`.
+    path: str | None = None
 
 
 class MemoryAPI:
@@ -91,8 +125,8 @@ class MemoryPlugin(AgentPlugin, HotReloadable):
     The operations are ``set``, ``get``, ``delete``, ``keys``, ``append``,
     ``history`` and ``clear`` (see the README).
 
-    Settings: ``path``, the database file (default ``mofa-memory.sqlite3`` in
-    the working directory).
+    Settings (:class:`MemorySettings`): ``path``, the database file (default
+    :func:`default_path`, in the user's data folder).
     """
 
     metadata = PluginMetadata(
@@ -104,9 +138,11 @@ class MemoryPlugin(AgentPlugin, HotReloadable):
         capabilities=("key-value", "conversation"),
     )
 
+    settings_type = MemorySettings
     ctx: PluginContext  # set by load()
 
     def __init__(self) -> None:
+        self.settings = MemorySettings()
         self.store: MemoryStore | None = None
         self.reads = 0
         self.writes = 0
@@ -126,9 +162,23 @@ class MemoryPlugin(AgentPlugin, HotReloadable):
     async def load(self, ctx: PluginContext) -> None:
         await super().load(ctx)
         self.ctx = ctx
+        self.settings = ctx.settings
 
     async def init_plugin(self) -> None:
-        await self._open(Path(self.ctx.config.get_string("path") or DEFAULT_PATH))
+        await self._open(await asyncio.to_thread(self._database_path))
+
+    def _database_path(self) -> Path:
+        """The configured file, else the default one with its folder created."""
+        if self.settings.path is not None:
+            return Path(self.settings.path).expanduser()
+        path = default_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PluginInitError(
+                f"cannot create {path.parent}: {exc.strerror or exc}", plugin_id=self.plugin_id
+            ) from None
+        return path
 
     async def start(self) -> None:
         await self.ctx.set_state(API_KEY, self.api)
@@ -159,9 +209,9 @@ class MemoryPlugin(AgentPlugin, HotReloadable):
         self.reads = _count(state.get("reads"))
         self.writes = _count(state.get("writes"))
         # With no explicit path, keep the file the old instance used: the default
-        # is relative to the working directory, which may have changed since.
+        # depends on the environment, which may have changed since.
         old_path = state.get("path")
-        keep_old = isinstance(old_path, str) and not self.ctx.config.contains("path")
+        keep_old = isinstance(old_path, str) and self.settings.path is None
         if keep_old and (self.store is None or str(self.store.path) != old_path):
             await self.unload()
             await self._open(Path(str(old_path)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from mofa_kernel import (
     AgentPlugin,
     HotReloadable,
@@ -17,16 +18,27 @@ from mofa_kernel import (
     PluginType,
 )
 
-__all__ = ["GreeterPlugin"]
+__all__ = ["GreeterPlugin", "GreeterSettings"]
 
 __version__ = "0.1.0"
+
+
+@attrs.frozen
+class GreeterSettings:
+    """The ``[plugins.greeter.settings]`` table of ``mofa.toml``: each key, its type, its default.
+
+    The kernel fills it in before ``load``: an unknown key or a value of the
+    wrong type fails the plugin with a message naming the key.
+    """
+
+    #: The word to greet with.
+    greeting: str = "Hello"
 
 
 class GreeterPlugin(AgentPlugin, HotReloadable):
     """Greets whoever its input names: replace ``execute`` with the plugin's own work.
 
-    Settings (``[plugins.greeter.settings]`` in ``mofa.toml``): ``greeting``,
-    the word to greet with (default ``"Hello"``).
+    Settings: :class:`GreeterSettings`.
     """
 
     metadata = PluginMetadata(
@@ -36,15 +48,16 @@ class GreeterPlugin(AgentPlugin, HotReloadable):
         version=__version__,
         description="A mofa-kernel plugin (Tool).",
     )
+    settings_type = GreeterSettings
 
     def __init__(self) -> None:
-        self.greeting = "Hello"
+        self.settings = GreeterSettings()
         self.answered = 0
 
     async def init_plugin(self) -> None:
         # The kernel called load(ctx) first, which keeps ctx as self.context.
         if self.context is not None:
-            self.greeting = self.context.config.get_string("greeting") or "Hello"
+            self.settings = self.context.settings
 
     async def execute(self, input: str) -> str:
         who = input.strip()
@@ -52,7 +65,7 @@ class GreeterPlugin(AgentPlugin, HotReloadable):
             # A rejected input: the caller gets the error, the plugin keeps running.
             raise PluginExecutionError("the input is empty: name someone to greet")
         self.answered += 1
-        return f"{self.greeting}, {who}!"
+        return f"{self.settings.greeting}, {who}!"
 
     def stats(self) -> dict[str, Any]:
         return {"answered": self.answered}
