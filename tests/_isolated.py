@@ -159,3 +159,22 @@ async def execute(input):
 BROKEN = """\
 raise RuntimeError("this plugin cannot be imported")
 """
+
+TYPED = """\
+import attrs
+
+from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
+
+
+@attrs.define
+class Greeting:
+    greeting: str = "Hello"
+
+
+class Typed(AgentPlugin):
+    metadata = PluginMetadata(id="typed", name="Typed", plugin_type=PluginType.TOOL)
+    settings_type = Greeting
+
+    async def execute(self, input):
+        return f"{self.context.settings.greeting}, {input}"
+"""

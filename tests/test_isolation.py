@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from _fakesite import FakeSite, fake_site
-from _isolated import BROKEN, FAULTY, HOOKS
+from _isolated import BROKEN, FAULTY, HOOKS, TYPED
 from mofa_kernel import (
     AgentPlugin,
     KernelEvent,
@@ -124,6 +124,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSite]:
     fake.add("iso-faulty", plugins={"faulty": "isofaulty:Faulty"}, files={"isofaulty.py": FAULTY})
     fake.add("iso-hooks", plugins={"hooky": "isohooks"}, files={"isohooks.py": HOOKS})
     fake.add("iso-broken", plugins={"broken": "isobroken:Plugin"}, files={"isobroken.py": BROKEN})
+    fake.add("iso-typed", plugins={"typed": "isotyped:Typed"}, files={"isotyped.py": TYPED})
     yield fake
     fake.forget_modules()
 
@@ -214,6 +215,15 @@ async def test_a_hook_module_plugin_gets_its_config_and_observes_host_events(
     seen = await kernel.execute("seen")
     assert "PluginLoaded:bystander" in seen.split()
     assert "StateChanged:hooky" in seen.split()
+
+
+async def test_typed_settings_are_filled_in_the_worker(make_kernel: Callable[..., Any]) -> None:
+    kernel = await make_kernel("typed", "isotyped:Typed", settings={"greeting": "Bonjour"})
+    assert await kernel.execute("Ada") == "Bonjour, Ada"
+    wrong = await make_kernel("typed", "isotyped:Typed", settings={"greting": "Hi"}, start=False)
+    with pytest.raises(PluginError, match=r"plugins\.typed\.settings\.greting: unknown key"):
+        await wrong.manager.load("typed")
+    assert wrong.manager.state("typed").is_error
 
 
 async def test_a_plugin_that_cannot_be_imported_fails_to_spawn(site: FakeSite) -> None:
@@ -485,6 +495,7 @@ def test_list_and_info_show_the_isolation_and_info_asks_the_worker(
         "broken": "process",
         "faulty": "process",
         "hooky": "inline",
+        "typed": "process",
     }
     code, info = run_cli(capsys, "--config", str(config), "plugins", "info", "faulty", "--json")
     assert code == 0

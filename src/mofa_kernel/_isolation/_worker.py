@@ -317,13 +317,18 @@ class _Worker:
         self.send([FAIL, call_id, _fault(exc)])
 
     def context(self, data: dict[str, Any]) -> PluginContext:
+        """The plugin's context for ``load``, its ``settings_type`` filled in as the host would."""
         from mofa_kernel._metadata import PluginConfig
+        from mofa_kernel._settings import plugin_settings
         from mofa_kernel._wire import from_data
 
         from ._remote import RemoteContext
 
         config = from_data(PluginConfig, data["config"])
-        return RemoteContext(self, data["agent_id"], config, data["plugin_id"])
+        ctx = RemoteContext(self, data["agent_id"], config, data["plugin_id"])
+        plugin_id = data["plugin_id"] or (self.plugin.metadata.id if self.plugin else "")
+        ctx.settings = plugin_settings(plugin_id, self.plugin, config.settings)
+        return ctx
 
     def request(self, op: str, args: list[Any]) -> asyncio.Future[Any]:
         """Ask the host's context for something; the future holds its answer."""
@@ -471,7 +476,7 @@ def _preload() -> None:
     """Import what serving a plugin needs before the spec comes: a spare worker waits warm."""
     import importlib.metadata  # noqa: F401
 
-    from mofa_kernel import _adapters, _discovery  # noqa: F401
+    from mofa_kernel import _adapters, _discovery, _settings  # noqa: F401
     from mofa_kernel._metadata import PluginConfig, PluginMetadata
     from mofa_kernel._types import PluginType
     from mofa_kernel._wire import from_data, to_data
