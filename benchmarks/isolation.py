@@ -85,20 +85,20 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-async def _isolated(folder: Path, *, policy: Any = None) -> tuple[Any, Any, Any]:
+async def _isolated(folder: Path) -> tuple[Any, Any]:
+    """A manager serving the no-op plugin isolated, restarted after every crash."""
     from mofa_kernel import PluginManager
-    from mofa_kernel._isolation import IsolatedPlugin, RestartPolicy, WorkerSpec
-    from mofa_kernel._isolation._supervise import Supervisor, manager_port
+    from mofa_kernel._config import KernelSettings, PluginSection
+    from mofa_kernel._isolation import IsolatedPlugin, WorkerSpec
 
     spec = WorkerSpec("noop", "mofabench_noop:Noop", sys_path=(str(folder), *sys.path))
-    proxy = await IsolatedPlugin.spawn(spec, deadline=30.0)
-    manager = PluginManager(timeout=30.0)
-    manager.register(proxy)
-    supervisor = Supervisor(manager_port(manager))
-    supervisor.watch(proxy, policy or RestartPolicy(max_restarts=10_000, restart_window=1.0))
+    proxy = await IsolatedPlugin.spawn(spec)
+    always = PluginSection(max_restarts=10_000, restart_window=1.0)
+    manager = PluginManager(timeout=30.0, settings=KernelSettings(plugins={"noop": always}))
+    manager.register(proxy)  # the manager restarts it by its [plugins.noop] policy
     await manager.load_all()
     await manager.start_all()
-    return manager, proxy, supervisor
+    return manager, proxy
 
 
 async def _restart_times(folder: Path, crashes: int, *, warm: bool) -> list[float]:
@@ -107,7 +107,7 @@ async def _restart_times(folder: Path, crashes: int, *, warm: bool) -> list[floa
     from mofa_kernel import PluginExecutionError, PluginState
     from mofa_kernel._isolation._spawn import spares
 
-    manager, _, _ = await _isolated(folder)
+    manager, _ = await _isolated(folder)
     times: list[float] = []
     try:
         for _ in range(crashes):
@@ -188,7 +188,7 @@ async def _measure(params: dict[str, Any]) -> dict[str, Any]:
         ours, theirs = context.Pipe()
         child = context.Process(target=_echo, args=(theirs,), daemon=True)
         child.start()
-        manager, _, _ = await _isolated(folder)
+        manager, _ = await _isolated(folder)
         try:
             pipe_round_trips(ours, calls)  # warm-up of both
             await isolated_round_trips(manager, calls)

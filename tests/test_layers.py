@@ -41,6 +41,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         ("_wire", "_deadline", "_blocking", "_event_bus", "_graph", "_adapters", "_settings"),
     ),
     ("environment", ("_source", "_distributions", "_discovery", "_cache", "_trust", "_config")),
+    ("isolation", ("_isolation",)),
     ("runtime", ("_runtime", "_records")),
     ("reload", ("_reload",)),
     ("manager", ("_manager",)),

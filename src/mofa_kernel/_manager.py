@@ -46,8 +46,8 @@ from ._types import PluginState
 
 if TYPE_CHECKING:
     from ._config import KernelSettings
-    from ._isolation._supervise import Supervisor
     from ._reload import HotReloader
+    from ._runtime._supervision import Supervision
     from ._source import PluginSource
 
 __all__ = ["PluginManager"]
@@ -89,7 +89,7 @@ class PluginManager:
         self._observers = Observers(self._bus)
         self._intake = Intake(self._registry, self._lifecycle, self._observers)
         self._hot_reloader: HotReloader | None = None
-        self._supervisor: Supervisor | None = None  # made for the first isolated plugin
+        self._supervision: Supervision | None = None  # made for the first isolated plugin
         # The hot path: ``execute`` is the caller's own, one call deep; with MOFA_TRACE set,
         # a timed one (so the plain one never checks for tracing).
         caller = self._caller
@@ -183,12 +183,15 @@ class PluginManager:
     def _supervise(self, plugin_id: str) -> None:
         """Restart an isolated plugin after its worker dies, by its ``[plugins.ID]`` policy."""
         entry = self._registry.entries.get(plugin_id)
-        plugin = entry.plugin if entry is not None else None
-        if not getattr(type(plugin), "mofa_isolated", False):
+        if entry is None or not getattr(type(entry.plugin), "mofa_isolated", False):
             return
-        from ._isolation._setup import supervise
+        if self._supervision is None:
+            from ._runtime._supervision import Supervision
 
-        self._supervisor = supervise(self, plugin, self._supervisor)  # type: ignore[arg-type]
+            self._supervision = Supervision(
+                self._registry, self._lifecycle, self._bus.emit, lambda: self.settings
+            )
+        self._supervision.watch(plugin_id)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -430,8 +433,8 @@ class PluginManager:
         """Wait for the work the manager started on its own (stopping a failed plugin's
         dependents, async ``on_plugin_event`` observers) to finish."""
         await self._scheduler.settle()
-        if self._supervisor is not None:
-            await self._supervisor.settle()
+        if self._supervision is not None:
+            await self._supervision.supervisor.settle()
         await self._bus.drain()
 
     async def shutdown(self) -> None:
@@ -442,8 +445,8 @@ class PluginManager:
         await self.stop_all()
         await self.unload_all()
         await self.settle()
-        if self._supervisor is not None:
-            await self._supervisor.shut_down()  # workers of isolated plugins never loaded
+        if self._supervision is not None:
+            await self._supervision.supervisor.shut_down()  # workers of plugins never loaded
         self._caller.stop_watching()
 
     # -- hot reload -----------------------------------------------------------------------

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from ._exit import ExitCause, RestartPolicy, WorkerExit
-    from ._host import RemoteFault, WorkerProcess, WorkerSpec
+    from ._host import RemoteFault, WorkerProcess
     from ._proxy import IsolatedPlugin
+    from ._spawn import WorkerSpec
 
 __all__ = [
     "ExitCause",
@@ -34,7 +35,7 @@ _HOMES: Final = {
     "WorkerExit": "._exit",
     "RemoteFault": "._host",
     "WorkerProcess": "._host",
-    "WorkerSpec": "._host",
+    "WorkerSpec": "._spawn",
     "IsolatedPlugin": "._proxy",
 }
 

@@ -14,12 +14,9 @@ import contextlib
 import os
 import select
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
-
-import attrs
 
 from mofa_kernel._errors import (
     PluginError,
@@ -44,7 +41,16 @@ from ._frames import (
 )
 from ._frames import encode as _encode
 from ._frames import encode_call as _encode_call
-from ._spawn import Launched, Prepared, _settle, launch, spares, spec_frame, wait
+from ._spawn import (
+    Launched,
+    Prepared,
+    WorkerSpec,
+    end_group,
+    launch,
+    spares,
+    spec_frame,
+    wait,
+)
 
 __all__ = ["ContextHandler", "RemoteFault", "WorkerProcess", "WorkerSpec"]
 
@@ -57,27 +63,6 @@ _SELECT_LIMIT: Final = 1024
 #: A cancelled call counts as a deadline overrun when it ran at least this share of the deadline.
 _DEADLINE_SHARE: Final = 0.9
 _monotonic = time.monotonic
-
-
-@attrs.frozen
-class WorkerSpec:
-    """What a worker serves and under which limits; the host never imports ``entry_point``."""
-
-    plugin_id: str
-    #: The entry point's value, ``"module:attr"``.
-    entry_point: str
-    distribution: str | None = None
-    group: str = "mofa.plugins"
-    #: The worker's address-space cap in MiB (``None``: no cap).
-    memory_limit: int | None = None
-    #: Seconds between SIGTERM and SIGKILL when the host ends a worker.
-    grace: float = 1.0
-    #: The interpreter that runs the worker.
-    python: str = attrs.field(factory=lambda: sys.executable)
-    #: The worker's ``sys.path``; by default the host's, so the worker finds what the host would.
-    sys_path: tuple[str, ...] = attrs.field(factory=lambda: tuple(sys.path))
-    #: The worker's environment (``None``: the host's).
-    env: Mapping[str, str] | None = None
 
 
 class RemoteFault(PluginError):
@@ -393,58 +378,3 @@ class WorkerProcess:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _members(pgid: int) -> list[int]:
-    """The live processes of process group ``pgid`` (Linux: read from /proc; else none known)."""
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:  # it ended while we looked
-            continue
-        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            found.append(int(entry))
-    return found
-
-
-async def end_group(pgid: int) -> None:
-    """SIGKILL what is left of process group ``pgid`` and wait until it is gone (Linux).
-
-    Elsewhere the group is sent SIGKILL and the function returns at once.
-    """
-    loop = asyncio.get_running_loop()
-    if not hasattr(os, "pidfd_open"):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        return
-    for _ in range(8):  # a member forking while it is killed can need another round
-        members = _members(pgid)
-        if not members:
-            return
-        handles = []
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                handles.append(os.pidfd_open(pid))
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        try:
-            for handle in handles:
-                gone = loop.create_future()
-                loop.add_reader(handle, _settle, gone)
-                try:
-                    await gone
-                finally:
-                    loop.remove_reader(handle)
-        finally:
-            for handle in handles:
-                os.close(handle)
-        if not handles:
-            return

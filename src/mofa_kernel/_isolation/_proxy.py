@@ -18,7 +18,8 @@ from mofa_kernel._plugin import AgentPlugin, HotReloadable
 from mofa_kernel._types import PluginState
 
 from . import _spawn
-from ._host import WorkerProcess, WorkerSpec
+from ._host import WorkerProcess
+from ._spawn import WorkerSpec
 
 if TYPE_CHECKING:
     from mofa_kernel._context import PluginContext

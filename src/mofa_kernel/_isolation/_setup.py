@@ -6,17 +6,15 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ._exit import RestartPolicy
-from ._host import WorkerSpec
 from ._proxy import IsolatedPlugin
-from ._supervise import Supervisor, manager_port
+from ._spawn import WorkerSpec
 
 if TYPE_CHECKING:
     from mofa_kernel._config import KernelSettings
     from mofa_kernel._discovery import PluginSource
-    from mofa_kernel._manager import PluginManager
     from mofa_kernel._metadata import PluginMetadata
 
-__all__ = ["isolated_plugin", "read_metadata", "restart_policy", "supervise", "worker_spec"]
+__all__ = ["isolated_plugin", "read_metadata", "restart_policy", "worker_spec"]
 
 
 def worker_spec(source: PluginSource, settings: KernelSettings) -> WorkerSpec:
@@ -58,15 +56,3 @@ def isolated_plugin(
 ) -> IsolatedPlugin:
     """The plugin of ``source`` in a worker of its own, for discovery (no event loop needed)."""
     return IsolatedPlugin.prepare(worker_spec(source, settings), deadline=timeout)
-
-
-def supervise(
-    manager: PluginManager, proxy: IsolatedPlugin, supervisor: Supervisor | None
-) -> Supervisor:
-    """Have ``manager`` restart ``proxy`` by its policy; returns the manager's supervisor."""
-    if supervisor is None:
-        supervisor = Supervisor(manager_port(manager))
-    plugin_id = proxy.metadata.id
-    proxy.deadline = manager._registry.get(plugin_id).timeout
-    supervisor.watch(proxy, restart_policy(plugin_id, manager.settings))
-    return supervisor

@@ -19,20 +19,19 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from ._exit import WorkerExit
 from ._frames import FAIL, MEMORY_EXIT, META, SPEC, FrameDecoder, encode
 
-if TYPE_CHECKING:
-    from ._host import WorkerSpec
-
 __all__ = [
     "Launched",
     "Prepared",
+    "WorkerSpec",
     "discard",
+    "end_group",
     "kill_now",
     "launch",
     "prepare",
@@ -44,6 +43,27 @@ __all__ = [
 
 #: ``-u``: the plugin's prints reach the host's stdout as they happen, not when a buffer fills.
 _ARGV = ("-u", "-m", "mofa_kernel._isolation._worker")
+
+
+@attrs.frozen
+class WorkerSpec:
+    """What a worker serves and under which limits; the host never imports ``entry_point``."""
+
+    plugin_id: str
+    #: The entry point's value, ``"module:attr"``.
+    entry_point: str
+    distribution: str | None = None
+    group: str = "mofa.plugins"
+    #: The worker's address-space cap in MiB (``None``: no cap).
+    memory_limit: int | None = None
+    #: Seconds between SIGTERM and SIGKILL when the host ends a worker.
+    grace: float = 1.0
+    #: The interpreter that runs the worker.
+    python: str = attrs.field(factory=lambda: sys.executable)
+    #: The worker's ``sys.path``; by default the host's, so the worker finds what the host would.
+    sys_path: tuple[str, ...] = attrs.field(factory=lambda: tuple(sys.path))
+    #: The worker's environment (``None``: the host's).
+    env: Mapping[str, str] | None = None
 
 
 @attrs.frozen
@@ -173,8 +193,6 @@ def kill_now(launched: Launched) -> None:
 
 async def discard(prepared: Prepared) -> None:
     """End a prepared worker that never served, and its process group."""
-    from ._host import end_group
-
     pid = prepared.launched.pid
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
@@ -303,6 +321,61 @@ def set_spare_worker(enabled: bool) -> None:
     spares.enabled = enabled
     if not enabled:
         spares.clear()
+
+
+def _members(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (Linux: read from /proc; else none known)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            found.append(int(entry))
+    return found
+
+
+async def end_group(pgid: int) -> None:
+    """SIGKILL what is left of process group ``pgid`` and wait until it is gone (Linux).
+
+    Elsewhere the group is sent SIGKILL and the function returns at once.
+    """
+    loop = asyncio.get_running_loop()
+    if not hasattr(os, "pidfd_open"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        return
+    for _ in range(8):  # a member forking while it is killed can need another round
+        members = _members(pgid)
+        if not members:
+            return
+        handles = []
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                handles.append(os.pidfd_open(pid))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        try:
+            for handle in handles:
+                gone = loop.create_future()
+                loop.add_reader(handle, _settle, gone)
+                try:
+                    await gone
+                finally:
+                    loop.remove_reader(handle)
+        finally:
+            for handle in handles:
+                os.close(handle)
+        if not handles:
+            return
 
 
 if sys.platform == "win32":  # pragma: no cover - the wire needs POSIX pipes and sessions

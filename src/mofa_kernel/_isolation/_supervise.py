@@ -4,8 +4,8 @@ The supervisor hears a proxy's :meth:`~IsolatedPlugin.on_worker_exit`, has
 the runtime record the crash (error state, ``PluginError``, dependents
 down), and asks it to bring the plugin back while the plugin's
 :class:`RestartPolicy` allows. What it needs from the runtime is the two
-verbs of :class:`SupervisionPort`; :func:`manager_port` provides them for
-:class:`~mofa_kernel.PluginManager`.
+verbs of :class:`SupervisionPort` (``mofa_kernel._runtime._supervision``
+provides them).
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ import asyncio
 from typing import TYPE_CHECKING, Protocol
 
 from mofa_kernel._errors import PluginError
-from mofa_kernel._events import PluginEvent
-from mofa_kernel._types import PluginState
 
 from ._exit import RestartPolicy, WorkerExit
 
 if TYPE_CHECKING:
-    from mofa_kernel._manager import PluginManager
-
     from ._proxy import IsolatedPlugin
 
-__all__ = ["SupervisionPort", "Supervisor", "manager_port"]
+__all__ = ["SupervisionPort", "Supervisor"]
 
 
 class SupervisionPort(Protocol):
@@ -83,35 +79,3 @@ class Supervisor:
             under_way = list(self._tasks)
             await asyncio.gather(*under_way, return_exceptions=True)
             self._tasks.difference_update(under_way)
-
-
-class _RuntimePort:
-    """:class:`SupervisionPort` of a :class:`~mofa_kernel.PluginManager`'s runtime."""
-
-    def __init__(self, manager: PluginManager) -> None:
-        self.manager = manager
-
-    def crashed(self, plugin_id: str, message: str) -> None:
-        manager = self.manager
-        entry = manager._registry.get(plugin_id)
-        if entry.state.is_error or entry.state is PluginState.UNLOADED:
-            return  # the call that met the end has recorded it already
-        was_up = entry.state in (PluginState.RUNNING, PluginState.PAUSED)
-        entry.error = message
-        lifecycle = manager._lifecycle
-        lifecycle.set_state(entry, PluginState.error(message))
-        manager.emit(PluginEvent.PluginError(plugin_id=plugin_id, error=message))
-        if was_up:
-            lifecycle.on_down(plugin_id)
-
-    async def restart(self, plugin_id: str) -> None:
-        manager = self.manager
-        if manager.state(plugin_id).is_error:
-            await manager.unload(plugin_id)
-        await manager.load(plugin_id)
-        await manager.start(plugin_id)
-
-
-def manager_port(manager: PluginManager) -> SupervisionPort:
-    """The supervision port of ``manager``."""
-    return _RuntimePort(manager)

@@ -190,7 +190,7 @@ class HotReloader:
         try:
             if self._isolated(plugin_id):
                 # Its code must never be imported here; a reload would need a new worker.
-                raise NotReloadable("it runs in a worker process (isolation = \"process\")")
+                raise NotReloadable('it runs in a worker process (isolation = "process")')
             if record.source is not None:
                 tracker.recipe = Recipe("source", record.source.module)
                 root = entry_point_root(record.source.module)
