@@ -189,16 +189,27 @@ class WorkerProcess:
             raise self._gone_error(method)
         self._next += 1
         call_id = self._next
-        future = self._loop.create_future()
-        self._pending[call_id] = (future, method)
         began = _monotonic()
         writer = self._writer
         if writer is not None and not writer.is_closing():
             writer.write(_encode_call(call_id, method, args))
+        early: list[list[Any]] = []
         if self._skip_waits:
             self._skip_waits -= 1
-        elif len(self._pending) == 1 and self._wait_briefly(future):
-            return future.result()  # answered within the brief wait: no turn of the loop
+        elif not self._pending:
+            early = self._wait_briefly()
+            if len(early) == 1 and early[0][1] == call_id:  # answered: no turn of the loop
+                kind = early[0][0]
+                if kind == OK:
+                    return early[0][2]
+                if kind == FAIL:
+                    raise _fault_error(self.spec.plugin_id, method, early[0][2])
+        future = self._loop.create_future()
+        self._pending[call_id] = (future, method)
+        if early:
+            self._dispatch(early)
+            if future.done():
+                return future.result()
         try:
             return await future
         except asyncio.CancelledError:
@@ -206,8 +217,8 @@ class WorkerProcess:
                 self._abandon(call_id, method, _monotonic() - began, deadline)
             raise
 
-    def _wait_briefly(self, future: asyncio.Future[Any]) -> bool:
-        """Wait up to :data:`BRIEF_WAIT` for the answer, blocking the loop; whether it came.
+    def _wait_briefly(self) -> list[list[Any]]:
+        """Wait up to :data:`BRIEF_WAIT` for the worker's next messages, blocking the loop.
 
         A round trip through the event loop costs several times the process
         hop itself, and most plugin calls answer within microseconds. After a
@@ -216,20 +227,19 @@ class WorkerProcess:
         """
         fd = self._reads
         if fd < 0 or fd >= _SELECT_LIMIT:
-            return False
+            return []
         if select.select((fd,), (), (), BRIEF_WAIT)[0]:
             try:
                 data = os.read(fd, 1 << 16)
             except BlockingIOError:
                 data = b""
-            if data:
-                self._received(data)
-                if future.done():
-                    self._misses = 0
-                    return True
+            messages = self._decoder.feed(data) if data else []
+            if messages:
+                self._misses = 0
+                return messages
         self._misses = min(self._misses + 1, 10)
         self._skip_waits = 1 << (self._misses - 1)
-        return False
+        return []
 
     def _abandon(self, call_id: int, method: str, ran: float, deadline: float | None) -> None:
         if deadline is not None and ran >= deadline * _DEADLINE_SHARE:
@@ -253,7 +263,10 @@ class WorkerProcess:
             writer.write(_encode(message))
 
     def _received(self, data: bytes) -> None:
-        for message in self._decoder.feed(data):
+        self._dispatch(self._decoder.feed(data))
+
+    def _dispatch(self, messages: list[list[Any]]) -> None:
+        for message in messages:
             kind = message[0]
             if kind in (OK, FAIL):
                 entry = self._pending.pop(message[1], None)
