@@ -698,13 +698,18 @@ def markdown(run: Run) -> str:
     return "\n".join(lines)
 
 
+#: The sections other benchmarks own (hot_reload_latency.py, dora_node.py): kept as they are.
+KEPT_SECTIONS = ((RELOAD_START, RELOAD_END), ("<!-- dora:start -->", "<!-- dora:end -->"))
+
+
 def write_page(text: str, path: Path) -> None:
-    """Write ``text`` to ``path``, keeping the hot-reload section that is already there."""
+    """Write ``text`` to ``path``, keeping the other benchmarks' sections that are already there."""
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    if RELOAD_START in existing and RELOAD_END in existing:
-        start = existing.index(RELOAD_START)
-        end = existing.index(RELOAD_END) + len(RELOAD_END)
-        text = text.rstrip("\n") + "\n\n" + existing[start:end] + "\n"
+    for first, last in KEPT_SECTIONS:
+        if first in existing and last in existing:
+            start = existing.index(first)
+            end = existing.index(last) + len(last)
+            text = text.rstrip("\n") + "\n\n" + existing[start:end] + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 

@@ -46,6 +46,8 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("reload", ("_reload",)),
     ("manager", ("_manager",)),
     ("public names", ("",)),
+    # Built on the public names only, like any host: serving plugins as dora-rs nodes.
+    ("integrations", ("dora",)),
     (
         "command line and testing",
         (

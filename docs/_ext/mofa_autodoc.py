@@ -34,6 +34,7 @@ PACKAGE = "mofa_kernel"
 
 
 def _merge_attribute_comments(app: Any) -> None:
+    from sphinx.errors import PycodeError
     from sphinx.pycode import ModuleAnalyzer
 
     package = importlib.import_module(PACKAGE)
@@ -45,7 +46,12 @@ def _merge_attribute_comments(app: Any) -> None:
         if isinstance(getattr(package, name), type) and getattr(package, name).__module__ == PACKAGE
     }
     for info in pkgutil.iter_modules(package.__path__, f"{PACKAGE}."):
-        private = ModuleAnalyzer.for_module(info.name)
+        try:
+            private = ModuleAnalyzer.for_module(info.name)
+        except PycodeError:
+            # An optional integration (mofa_kernel.dora) imports only with its extra
+            # installed; the package namespace exports nothing from it.
+            continue
         private.analyze()
         offset = len(public.tagorder)
         for (scope, attribute), comment in private.attr_docs.items():

@@ -141,15 +141,19 @@ class _Checker:
             self.checks.append(check)
 
     async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
-        """Await one call into plugin code under the deadline; a failure stops the check."""
-        import asyncio
+        """Await one call into plugin code under the deadline (through the runtime's own
+        :func:`~mofa_kernel._runtime.trial`); a failure stops the check."""
+        from ._runtime import TrialFailed, trial
 
         try:
-            return await asyncio.wait_for(call(), self.timeout)
-        except asyncio.TimeoutError:
-            raise _Stop(f"{what} took longer than {self.timeout} s") from None
-        except Exception as exc:  # noqa: BLE001 - whatever plugin code raises is the finding
-            raise _Stop(f"{what} raised {describe(exc)}") from None
+            result: _T = await trial(what, call, self.timeout, returns=True)
+        except TrialFailed as failed:
+            if failed.timeout is not None:
+                raise _Stop(f"{what} took longer than {self.timeout} s") from None
+            if failed.cause is not None:
+                raise _Stop(f"{what} raised {describe(failed.cause)}") from None
+            raise _Stop(failed.note) from None
+        return result
 
     # -- the steps ------------------------------------------------------------------------
 

@@ -47,13 +47,20 @@ def _version_action() -> type[argparse.Action]:
 
 
 def _commands() -> list[Registrar]:
-    from . import _cache, _dev, _new_plugin, _plugins, _run
+    from . import _cache, _dev, _dora, _new_plugin, _plugins, _run
 
-    return [_plugins.register, _run.register, _dev.register, _cache.register, _new_plugin.register]
+    return [
+        _plugins.register,
+        _run.register,
+        _dev.register,
+        _cache.register,
+        _new_plugin.register,
+        _dora.register,
+    ]
 
 
 #: Module names of the commands, in the order ``--help`` lists them.
-COMMANDS: Final = ("plugins", "run", "dev", "cache", "new-plugin")
+COMMANDS: Final = ("plugins", "run", "dev", "cache", "new-plugin", "dora-node")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@
 - :mod:`._port`: the :class:`ReloadPort` hot reload uses.
 """
 
-from ._calls import PluginCaller, TrialFailed
+from ._calls import PluginCaller, TrialFailed, trial
 from ._describe import describe
 from ._guard import is_guard_frame
 from ._intake import Intake
@@ -35,4 +35,5 @@ __all__ = [
     "TrialFailed",
     "describe",
     "is_guard_frame",
+    "trial",
 ]

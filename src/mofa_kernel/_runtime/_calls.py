@@ -33,7 +33,15 @@ from ._describe import describe
 from ._guard import GUARD_CODE, TaskGuard, read_guard_frame
 from ._registry import Entry, Registry
 
-__all__ = ["FaultSink", "PluginCaller", "TrialFailed", "WrongReturn", "describe", "wake_idle"]
+__all__ = [
+    "FaultSink",
+    "PluginCaller",
+    "TrialFailed",
+    "WrongReturn",
+    "describe",
+    "trial",
+    "wake_idle",
+]
 
 _monotonic = time.monotonic
 _NOT_EXPIRED: Final = object()
@@ -315,32 +323,8 @@ class PluginCaller:
     async def trial(
         self, step: str, call: Callable[[], Any], timeout: float | None, *, returns: bool = False
     ) -> Any:
-        """Run plugin code of an instance not in service yet (a reload's new instance, a
-        conformance check) under ``timeout``; a failure raises :class:`TrialFailed` and
-        changes no plugin's state. ``returns``: the call answers a value (else None is due).
-        """
-        try:
-            result = call()
-            if isinstance(result, CoroutineType) or hasattr(result, "__await__"):
-                result = await call_with_deadline(result, timeout)
-        except DeadlineExceeded:
-            raise TrialFailed(
-                step, None, f"{step}: timed out after {timeout:g}s", timeout
-            ) from None
-        except asyncio.CancelledError as exc:
-            cancelling = getattr(asyncio.current_task(), "cancelling", None)
-            if cancelling is None or cancelling() > 0:
-                raise  # the caller is being cancelled: not the plugin's doing
-            raise TrialFailed(step, exc, f"{step}: raised CancelledError") from exc
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            raise TrialFailed(step, exc, f"{step} failed: {describe(exc)}") from exc
-        if not returns and result is not None:
-            raise TrialFailed(
-                step, None, f"{step}: returned {type(result).__name__}, expected None"
-            )
-        return result
+        """Run plugin code of an instance not in service yet (see :func:`trial`)."""
+        return await trial(step, call, timeout, returns=returns)
 
     def classify(self, entry: Entry, hook: str, exc: BaseException) -> BaseException:
         """What to raise for ``exc`` from plugin code: a contained failure, or ``exc`` itself."""
@@ -392,6 +376,33 @@ class PluginCaller:
         if self.trace:
             elapsed = (time.perf_counter() - started) * 1000
             print(f"mofa: {entry.id}.{hook} {outcome} in {elapsed:.3f} ms", file=sys.stderr)
+
+
+async def trial(
+    step: str, call: Callable[[], Any], timeout: float | None, *, returns: bool = False
+) -> Any:
+    """Run plugin code of an instance not in service yet (a reload's new instance, a
+    conformance check) under ``timeout``; a failure raises :class:`TrialFailed` and
+    changes no plugin's state. ``returns``: the call answers a value (else None is due).
+    """
+    try:
+        result = call()
+        if isinstance(result, CoroutineType) or hasattr(result, "__await__"):
+            result = await call_with_deadline(result, timeout)
+    except DeadlineExceeded:
+        raise TrialFailed(step, None, f"{step}: timed out after {timeout:g}s", timeout) from None
+    except asyncio.CancelledError as exc:
+        cancelling = getattr(asyncio.current_task(), "cancelling", None)
+        if cancelling is None or cancelling() > 0:
+            raise  # the caller is being cancelled: not the plugin's doing
+        raise TrialFailed(step, exc, f"{step}: raised CancelledError") from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise TrialFailed(step, exc, f"{step} failed: {describe(exc)}") from exc
+    if not returns and result is not None:
+        raise TrialFailed(step, None, f"{step}: returned {type(result).__name__}, expected None")
+    return result
 
 
 def _printable(exc: BaseException) -> bool:

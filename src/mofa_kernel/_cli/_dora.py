@@ -1,0 +1,136 @@
+"""``mofa-kernel dora-node --plugin ID ...``: serve plugins as a node of a dora-rs dataflow.
+
+The parser lives here; dora, pyarrow and the serve loop are imported only
+when the command runs (``mofa_kernel.dora`` holds the library side).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from ._output import EXIT_FAILED, EXIT_OK, Output, UsageError
+from ._session import find_entry, load_settings, make_manager, survey_plugins
+
+if TYPE_CHECKING:
+    from mofa_kernel import PluginManager
+
+__all__ = ["register"]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    node = subparsers.add_parser(
+        "dora-node",
+        help="serve plugins as a node of a dora-rs dataflow (needs mofa-kernel[dora])",
+        description=(
+            "Start the plugins named by --plugin and what they depend on, join the dora-rs "
+            "dataflow this process was started by, and execute every input: the result goes "
+            "out on output 'out', a failure on output 'error', each with the input's metadata "
+            "plus plugin_id. With several --plugin, an input goes to the plugin whose id is "
+            "the input's id. STOP, SIGTERM or SIGINT finish the calls in flight, shut down "
+            "and exit 0. Exit status 1 if a plugin fails to start, 2 if an ID is unknown, "
+            "disabled or excluded."
+        ),
+    )
+    node.add_argument(
+        "--plugin",
+        dest="plugins",
+        metavar="ID",
+        action="append",
+        required=True,
+        help="a plugin to serve (repeat for several)",
+    )
+    node.add_argument(
+        "--format",
+        choices=("auto", "raw", "mofa"),
+        default="auto",
+        help=(
+            "auto (default): unwrap a MoFA envelope when an input is one and wrap the reply; "
+            "raw: never; mofa: every input must be an envelope"
+        ),
+    )
+    node.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=_positive,
+        default=1,
+        help="executes run at once (default 1: inputs are executed in order)",
+    )
+    node.add_argument(
+        "--hot-reload",
+        action="store_true",
+        help="watch the plugins' code and reload it while serving ([hot_reload] settings)",
+    )
+    node.set_defaults(handler=_dora_node)
+
+
+def _dora_node(args: argparse.Namespace, out: Output) -> int:
+    import asyncio
+    import importlib.util
+
+    settings = load_settings(args)
+    surveyed = survey_plugins(settings, out, warn=False)
+    for pid in dict.fromkeys(args.plugins):
+        entry = find_entry(surveyed, pid)
+        if entry.status == "disabled":
+            raise UsageError(f"plugin {entry.plugin_id!r} is not enabled: {entry.reason}")
+        if entry.status == "failed":
+            out.error(f"{entry.plugin_id}: {entry.reason}")
+            return EXIT_FAILED
+    if importlib.util.find_spec("dora") is None or importlib.util.find_spec("pyarrow") is None:
+        raise UsageError(
+            "dora-node needs dora-rs: pip install 'mofa-kernel[dora]' (Python 3.11 and newer)"
+        )
+    return asyncio.run(_serve(args, make_manager(settings), out))
+
+
+async def _serve(args: argparse.Namespace, manager: PluginManager, out: Output) -> int:
+    import asyncio
+    import signal
+
+    from dora import Node
+
+    from mofa_kernel import PluginError
+    from mofa_kernel.dora import NodeServer, start_plugins
+
+    plugins: list[str] = list(dict.fromkeys(args.plugins))
+    async with manager:
+        manager.discover()
+        try:
+            await start_plugins(manager, plugins)
+        except PluginError as exc:
+            out.error(f"{exc.plugin_id or plugins[0]}: {exc}")
+            return EXIT_FAILED
+        try:
+            node = Node()
+        except RuntimeError as exc:  # not started by a dora daemon, or the daemon is gone
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            out.error(f"cannot join a dora dataflow: {reason}")
+            return EXIT_FAILED
+        if args.hot_reload:
+            await manager.start_hot_reload()
+        server = NodeServer(
+            node, manager, plugins=plugins, format=args.format, concurrency=args.concurrency
+        )
+        loop = asyncio.get_running_loop()
+        stops = (signal.SIGTERM, signal.SIGINT)
+        for number in stops:
+            loop.add_signal_handler(number, server.stop)
+        try:
+            await server.run()
+        finally:
+            for number in stops:
+                loop.remove_signal_handler(number)
+            if args.hot_reload:
+                await manager.stop_hot_reload()
+    return EXIT_OK
