@@ -91,7 +91,10 @@ def test_an_unknown_plugin_exits_2_before_anything_starts(
 ) -> None:
     code, out, err = run(capsys, "dora-node", "--plugin", "good", "--plugin", "nobody")
     assert (code, out) == (2, "")
-    assert err.startswith("mofa-kernel: unknown plugin id 'nobody' (known: ")
+    assert err == (
+        "mofa-kernel: unknown plugin id 'nobody'; did you mean 'good'? "
+        "(known: gone, good, needy, sulky)\n"
+    )
 
 
 @pytest.mark.usefixtures("site")
