@@ -57,7 +57,8 @@ class FakeSite:
             url = editable_project.as_uri()
             direct_url = {"url": url, "dir_info": {"editable": True}}
             (dist_info / "direct_url.json").write_text(json.dumps(direct_url), encoding="utf-8")
-        record = [f"{dist_info.name}/METADATA,,", f"{dist_info.name}/RECORD,,"]
+        record = [f"{dist_info.name}/{meta.name},," for meta in sorted(dist_info.iterdir())]
+        record.append(f"{dist_info.name}/RECORD,,")
         for relative, text in files.items():
             target = self.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from mofa_kernel import (
     PluginError,
     PluginEvent,
     PluginExecutionError,
+    PluginLoadError,
     PluginManager,
     PluginMetadata,
     PluginPriority,
@@ -367,3 +368,15 @@ async def test_a_blocked_loop_blames_the_blocker_not_the_calls_it_delayed(
         assert manager.state("blocker").is_error
     said = [r.getMessage() for r in caplog.records if r.name == "mofa_kernel"]
     assert any(m.startswith("plugin blocker: execute is blocking the event loop") for m in said)
+
+
+@pytest.mark.parametrize("bad", ["", "two words", "evil\u202eexe", "bell\x07", "line\nbreak"])
+async def test_register_refuses_an_invalid_plugin_id(bad: str) -> None:
+    plugin = Bystander()
+    plugin.metadata = PluginMetadata(bad, "Bad", PluginType.TOOL)
+    async with PluginManager() as manager:
+        with pytest.raises(PluginLoadError) as refused:
+            manager.register(plugin)
+        assert str(refused.value).startswith(f"invalid plugin id {bad!a}: it ")
+        assert "\n" not in str(refused.value)
+        assert manager.plugin_ids() == []

@@ -96,9 +96,12 @@ async def test_an_edit_serves_new_code_and_carries_state(code: Code) -> None:
         _, file = await start_plugin(manager, code)
         assert await manager.execute("hot", "a") == "v1:a:1"
         events = Events(manager)
+        loop = asyncio.get_running_loop()
         async with manager.hot_reloading():
+            began = loop.time()
             code.write(file, plugin_source("hot", "v2"))
             seen = await events.reload("hot")
+            waited = loop.time() - began
             assert await manager.execute("hot", "b") == "v2:b:2"
         assert reload_events(seen) == [
             "ReloadStarted",
@@ -111,7 +114,7 @@ async def test_an_edit_serves_new_code_and_carries_state(code: Code) -> None:
         assert started.path == file
         assert isinstance(completed, ReloadEvent.ReloadCompleted)
         assert completed.success is True
-        assert 0.0 < completed.duration < 5.0
+        assert 0.0 < completed.duration <= waited  # the reload itself, not the whole wait
         assert log(manager) == [
             *("v1:load", "v1:init", "v1:start"),
             *("v2:load", "v2:init", "v2:restore", "v2:start"),

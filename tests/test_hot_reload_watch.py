@@ -209,27 +209,24 @@ async def test_transient_failures_are_retried_after_the_cooldown_up_to_the_limit
 
 
 async def test_a_syntax_error_is_not_retried_and_a_fix_is_not_delayed(code: Code) -> None:
-    config = HotReloadConfig(strategy=ReloadStrategy.IMMEDIATE, reload_cooldown=30.0)
+    # A cooldown far longer than events.until waits: a fix delayed by it fails the test.
+    config = HotReloadConfig(strategy=ReloadStrategy.IMMEDIATE, reload_cooldown=3600.0)
     async with PluginManager(hot_reload=config) as manager:
         file = await start_plugin(manager, code)
         events = Events(manager)
-        loop = asyncio.get_running_loop()
         async with manager.hot_reloading():
             code.write(file, "def broken(:\n")
             failed = await events.until(is_(ReloadEvent.ReloadCompleted, "hot"))
             assert [e.attempt for e in failed if isinstance(e, ReloadEvent.ReloadFailed)] == [1]
             os.utime(file)  # the same broken bytes, touched: no new attempt
-            began = loop.time()
             code.write(file, plugin_source("hot", "v2"))
             seen = await events.until(is_(ReloadEvent.ReloadCompleted, "hot"))
-            elapsed = loop.time() - began
         assert reload_events(seen) == [
             "ReloadStarted",
             "StatePreserved",
             "StateRestored",
             "ReloadCompleted",
         ]
-        assert elapsed < 10.0  # well inside the 30 s cooldown
         assert await manager.execute("hot", "x") == "v2:x:1"
 
 
@@ -377,6 +374,11 @@ def _install(site: FakeSite, version: str, code_version: str, plugin_id: str = "
     )
 
 
+def _version(manager: PluginManager, plugin_id: str) -> str | None:
+    source = manager.record(plugin_id).source
+    return None if source is None else source.distribution_version
+
+
 async def test_install_upgrade_and_uninstall_while_running(
     site: FakeSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,6 +397,11 @@ async def test_install_upgrade_and_uninstall_while_running(
             shutil.rmtree(site.root / ENTRY)
             _install(site, "2.0", "v2")
             seen = await events.reload("dist")
+            # The files are written one by one; a busy machine can spread them out enough for
+            # the new code to be seen (and reloaded) before the new metadata. The upgrade's
+            # own reload then follows: wait for it (events.reload fails if none comes).
+            while _version(manager, "dist") != "2.0":
+                seen = await events.reload("dist")
             assert reload_events(seen) == [
                 "ReloadStarted",
                 "StatePreserved",

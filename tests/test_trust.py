@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from _fakesite import FakeSite, fake_site
@@ -101,7 +102,7 @@ def test_an_approved_distribution_verifies(site: FakeSite) -> None:
     approval = lock.approvals["trust-alpha"]
     assert approval.distribution == "trust-alpha"
     assert approval.version == "1.0"
-    assert approval.files == 3  # two modules and METADATA
+    assert approval.files == 4  # two modules, METADATA and entry_points.txt
     verdict = lock.verify(dist("trust-alpha"))
     assert verdict == Verdict("trust-alpha", "approved")
     assert verdict.approved
@@ -133,10 +134,12 @@ def test_a_missing_file_and_an_added_module_are_noticed(site: FakeSite) -> None:
     lock = TrustLock().approve(dist("trust-alpha"))
     (site.root / "trust_alpha" / "helpers.py").unlink()
     (site.root / "trust_alpha" / "sneaky.py").write_text("import os\n")
-    (site.root / "trust_alpha" / "notes.txt").write_text("not importable, not our business\n")
+    (site.root / "trust_alpha" / "notes.txt").write_text("data can change behaviour too\n")
+    (site.root / "trust_alpha" / "__pycache__").mkdir()
     assert lock.verify(dist("trust-alpha")).problems == (
         "trust_alpha/helpers.py: missing",
-        "trust_alpha/sneaky.py: not in RECORD (added)",
+        "trust_alpha/notes.txt: a file not in RECORD (added)",
+        "trust_alpha/sneaky.py: a file not in RECORD (added)",
     )
 
 
@@ -350,11 +353,23 @@ def test_a_real_installed_distribution_approves_and_verifies() -> None:
 
 
 def test_a_missing_distribution_is_unverifiable(site: FakeSite) -> None:
+    import shutil
+
+    dist_info = install(site, "trust-alpha")
+    rule = exclusion_rule(TrustLock().approve(dist("trust-alpha")), "refuse")
+    (source,) = [s for s in survey().loadable() if s.plugin_id == "alpha"]
+    shutil.rmtree(dist_info)  # uninstalled between the scan and the check
+    reason = rule(source)
+    assert reason == "refused by the trust lock: trust-alpha: cannot be verified (not installed)"
+
+
+def test_a_source_without_a_metadata_folder_is_looked_up_by_name(site: FakeSite) -> None:
     install(site, "trust-alpha")
     rule = exclusion_rule(
         TrustLock().approve(dist("trust-alpha")), "refuse", distributions=lambda name: None
     )
-    reason = _ours(survey(rule))["alpha"][1]
+    (source,) = [s for s in survey().loadable() if s.plugin_id == "alpha"]
+    reason = rule(attrs.evolve(source, metadata_dir=None))
     assert reason == "refused by the trust lock: trust-alpha: cannot be verified (not installed)"
 
 
@@ -391,3 +406,59 @@ async def test_a_reload_of_changed_installed_code_must_be_approved_again(
         TrustLock().approve(dist("trust-alpha")).write(lock_path)
         assert await manager.reload("alpha", force=True) is True
         assert await manager.execute("alpha", "x") == "xx"
+
+
+async def test_a_reload_refuses_a_package_planted_beside_an_approved_module(
+    site: FakeSite, tmp_path: Path
+) -> None:
+    from mofa_kernel import PluginLoadError
+    from mofa_kernel._config import KernelSection, KernelSettings
+
+    dist_info = install(site, "trust-alpha")
+    TrustLock().approve(dist("trust-alpha")).write(tmp_path / LOCK_FILE_NAME)
+    settings = KernelSettings(kernel=KernelSection(trust="refuse"), path=tmp_path / "mofa.toml")
+    async with PluginManager(settings=settings) as manager:
+        assert manager.discover().registered == ["alpha"]
+        assert (await manager.start_all()).ok
+        planted = dist_info.parent / "trust_alpha" / "helpers"
+        planted.mkdir()
+        (planted / "__init__.py").write_text("VALUE = 'planted'\n", encoding="utf-8")
+        with pytest.raises(PluginLoadError) as err:
+            await manager.reload("alpha", force=True)
+        assert str(err.value).endswith(
+            "trust check: refused by the trust lock: trust-alpha: changed since approval "
+            "(trust_alpha/helpers: a folder not in RECORD (added))"
+        )
+        assert await manager.execute("alpha", "x") == "x"
+
+
+def _spoof_bytecode(source: Path, text: str) -> None:
+    """Write the ``.pyc`` the import system would take for ``source``: compiled from ``text``,
+    stamped with ``source``'s modification time and size."""
+    import importlib.util
+    import marshal
+
+    stat = source.stat()
+    code = compile(text, str(source), "exec")
+    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+    header += (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+    header += (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.parent.mkdir(exist_ok=True)
+    cached.write_bytes(header + marshal.dumps(code))
+
+
+@pytest.mark.parametrize("trust", ["off", "refuse"])
+def test_a_planted_bytecode_file_runs_only_without_the_lock(site: FakeSite, trust: str) -> None:
+    import importlib
+
+    install(site, "trust-alpha")
+    lock = TrustLock().approve(dist("trust-alpha"))
+    helpers = site.root / "trust_alpha" / "helpers.py"
+    _spoof_bytecode(helpers, "VALUE = 'spoofed'\n")
+    found = survey(exclusion_rule(lock, "refuse") if trust == "refuse" else None)
+    (entry,) = found.find("alpha")
+    assert entry.status == "discovered"
+    load_plugin_object(entry.source)
+    value = importlib.import_module("trust_alpha.helpers").VALUE
+    assert value == (1 if trust == "refuse" else "spoofed")

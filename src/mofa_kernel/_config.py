@@ -34,6 +34,7 @@ from ._metadata import JSONValue, PluginConfig
 from ._reload_config import HotReloadConfig, ReloadStrategy
 from ._source import PluginSource, Selection
 from ._source import toml_key as _key
+from ._toml_limits import check_depth, read_config_bytes
 from ._wire._errors import error_lines
 
 if sys.version_info >= (3, 11):
@@ -464,7 +465,7 @@ def load_settings(
     if config_path is None:
         return KernelSettings()
     try:
-        raw = config_path.read_bytes()
+        raw = read_config_bytes(config_path)  # at most 10 MiB
     except FileNotFoundError:
         raise PluginConfigError(f"{config_path}: configuration file not found") from None
     except OSError as exc:
@@ -473,7 +474,7 @@ def load_settings(
             f"{config_path}: cannot read configuration file: {reason}"
         ) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(check_depth(raw.decode("utf-8"), config_path))  # <= 100 deep
     except UnicodeDecodeError as exc:
         raise PluginConfigError(f"{config_path}: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:

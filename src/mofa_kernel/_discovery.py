@@ -385,8 +385,9 @@ def survey(
 
     In order: a plugin excluded by ``exclusion_reason`` is ``disabled``; among
     the rest, every claimant of a duplicate id is ``failed``, and so is one
-    whose distribution's mofa-kernel requirement is not met. ``sources``
-    defaults to a fresh :func:`scan_with_problems` of ``group``.
+    whose distribution's mofa-kernel requirement is not met. Before all that, a plugin
+    whose entry-point name is no valid plugin id (:mod:`mofa_kernel._ids`) is ``failed``.
+    ``sources`` defaults to a fresh :func:`scan_with_problems` of ``group``.
     """
     problems: tuple[str, ...] = ()
     refusals: tuple[str | None, ...] | None = None
@@ -399,6 +400,10 @@ def survey(
     verdicts: dict[int, SurveyEntry] = {}
     candidates: list[PluginSource] = []
     for index, source in enumerate(sources):
+        bad_id = _invalid_id(source)
+        if bad_id is not None:
+            verdicts[index] = SurveyEntry(source, "failed", bad_id)
+            continue
         reason = exclusion_reason(source) if exclusion_reason is not None else None
         if reason is not None:
             verdicts[index] = SurveyEntry(source, "disabled", reason)
@@ -423,6 +428,17 @@ def survey(
     return Survey(tuple(verdicts[i] for i in range(len(sources))), problems, fingerprint)
 
 
+def _invalid_id(source: PluginSource) -> str | None:
+    """One line when ``source``'s entry-point name is no valid plugin id (see ``_ids``)."""
+    from ._ids import check_plugin_id
+
+    try:
+        check_plugin_id(source.plugin_id, origin=f"declared by {source.describe()}")
+    except PluginLoadError as exc:
+        return f"{exc}; refused"
+    return None
+
+
 def load_plugin_object(source: PluginSource) -> object:
     """Import ``source``'s entry point and return the plugin object it stands for.
 
@@ -432,14 +448,19 @@ def load_plugin_object(source: PluginSource) -> object:
     them is instantiated). Anything going wrong raises
     :class:`PluginLoadError` with a one-line message (exception type,
     message, and the file and line that failed) and the original exception
-    as ``__cause__``.
+    as ``__cause__``. An import still running after a few seconds is reported while it
+    runs (:mod:`mofa_kernel._slow_import`).
     """
     import importlib.metadata
 
+    from ._slow_import import ImportWatch, slow_import_threshold
+
+    what = f"plugin {source.plugin_id!r} from {source.describe()}"
     try:
-        named = importlib.metadata.EntryPoint(
-            name=source.plugin_id, value=source.entry_point, group=source.group
-        ).load()
+        with ImportWatch(what, threshold=slow_import_threshold()):
+            named = importlib.metadata.EntryPoint(
+                name=source.plugin_id, value=source.entry_point, group=source.group
+            ).load()
     except (Exception, SystemExit) as exc:
         raise _load_error(source, "cannot import", exc) from exc
     try:

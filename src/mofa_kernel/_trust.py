@@ -49,6 +49,7 @@ __all__ = [
     "exclusion_rule",
     "find_distribution",
     "record_problems",
+    "startup_problems",
 ]
 
 #: The lock file looked for beside the configuration file.
@@ -110,12 +111,21 @@ def _record_rows(record: str) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _metadata_dir(dist: importlib.metadata.Distribution) -> Path | None:
+    # PathDistribution keeps its folder in ``_path``; importlib.metadata offers no public way
+    # to ask where a distribution's metadata is.
+    folder = getattr(dist, "_path", None)
+    return Path(folder).resolve() if isinstance(folder, os.PathLike) else None
+
+
 def record_problems(dist: importlib.metadata.Distribution) -> list[str]:
     """How the files of ``dist`` differ from what its RECORD says, one phrase each.
 
-    Checks every file RECORD lists with a hash (files listed without one,
-    such as compiled ``.pyc``, cannot be checked), and looks for importable
-    files added to the package folders RECORD covers. Reads; never imports.
+    Checks that RECORD lists the metadata folder it is in (so a RECORD copied
+    into another folder proves nothing), every file RECORD lists with a hash
+    (files listed without one, such as compiled ``.pyc``, cannot be checked),
+    and that the folders holding those files contain nothing else: no added
+    file, module or package (``__pycache__`` folders aside). Reads; never imports.
     """
     record = _record_text(dist)
     if record is None:
@@ -123,13 +133,17 @@ def record_problems(dist: importlib.metadata.Distribution) -> list[str]:
     problems: list[str] = []
     root = Path(str(dist.locate_file(""))).resolve()
     listed: set[Path] = set()
+    holders: set[Path] = set()  # every folder under root holding a listed file
     package_dirs: set[Path] = set()
     for name, algorithm, expected in _record_rows(record):
         path = Path(str(dist.locate_file(name))).resolve()
         listed.add(path)
+        inside = path.is_relative_to(root)
+        if inside:
+            holders.update(p for p in path.parents if p.is_relative_to(root))
         if not algorithm:
             continue
-        if path.parent != root:
+        if inside and path.parent != root:
             package_dirs.add(path.parent)
         if algorithm not in _STRONG_HASHES:
             problems.append(f"{name}: RECORD uses the weak or unknown hash {algorithm!r}")
@@ -144,14 +158,45 @@ def record_problems(dist: importlib.metadata.Distribution) -> list[str]:
             continue
         if actual != expected:
             problems.append(f"{name}: modified since it was installed")
-    for folder in sorted(package_dirs):
+    folder = _metadata_dir(dist)
+    if folder is not None and folder / "RECORD" not in listed:
+        problems.append(f"{folder.name}/RECORD: does not list its own folder (copied from another)")
+    for package_dir in sorted(package_dirs):
         try:
-            entries = sorted(folder.iterdir())
+            entries = sorted(package_dir.iterdir())
         except OSError:
             continue
         for entry in entries:
-            if entry.name.endswith(_IMPORTABLE) and entry.resolve() not in listed:
-                problems.append(f"{entry.relative_to(root).as_posix()}: not in RECORD (added)")
+            if entry.name == "__pycache__" and entry.is_dir():
+                continue  # never executed under the lock: modules compile from verified source
+            resolved = entry.resolve()
+            if resolved in listed or resolved in holders:
+                continue
+            kind = "folder" if entry.is_dir() else "file"
+            problems.append(f"{entry.relative_to(root).as_posix()}: a {kind} not in RECORD (added)")
+    return problems
+
+
+def startup_problems(dist: importlib.metadata.Distribution) -> list[str]:
+    """What ``dist`` makes the interpreter do at start-up, outside what RECORD can vouch for:
+    a ``.pth`` file that adds a folder to ``sys.path`` or runs an ``import`` line."""
+    record = _record_text(dist) or ""
+    problems: list[str] = []
+    for name, _, _ in _record_rows(record):
+        if "/" in name or not name.endswith(".pth"):
+            continue
+        try:
+            text = Path(str(dist.locate_file(name))).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue  # a missing .pth is reported by record_problems
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith(("import ", "import\t")):
+                problems.append(f"{name}: runs code when the interpreter starts")
+            else:
+                problems.append(f"{name}: adds {line} to sys.path, outside RECORD")
     return problems
 
 
@@ -217,6 +262,11 @@ class TrustLock:
         record = _record_text(dist)
         if record is None:
             raise PluginConfigError(f"{name}: has no RECORD to approve")
+        startup = startup_problems(dist)
+        if startup:
+            raise PluginConfigError(
+                "\n".join(f"{name}: {problem}; it cannot be approved" for problem in startup)
+            )
         problems = record_problems(dist)
         if problems:
             raise PluginConfigError(
@@ -245,6 +295,9 @@ class TrustLock:
         record = _record_text(dist)
         if record is None:
             return Verdict(name, "unverifiable", ("no RECORD",))
+        startup = startup_problems(dist)
+        if startup:
+            return Verdict(name, "unverifiable", tuple(startup))
         problems: list[str] = []
         if dist.version != approval.version:
             problems.append(f"version {dist.version}, approved {approval.version}")
@@ -345,6 +398,50 @@ def find_distribution(name: str) -> importlib.metadata.Distribution | None:
         return None
 
 
+def _distribution_of(
+    source: PluginSource,
+    distributions: Callable[[str], importlib.metadata.Distribution | None],
+) -> importlib.metadata.Distribution | None:
+    """The distribution that declared ``source``'s entry point: its own metadata folder,
+    never another distribution that merely claims the same name."""
+    if source.metadata_dir is not None:
+        if not source.metadata_dir.is_dir():
+            return None
+        return importlib.metadata.PathDistribution(source.metadata_dir)
+    return distributions(source.distribution) if source.distribution is not None else None
+
+
+def _judge(source: PluginSource, dist: importlib.metadata.Distribution, verdict: Verdict) -> None:
+    """Tell the import guard what the lock decided about ``dist`` (refuse mode only)."""
+    from ._trust_guard import GUARD, Claims
+
+    folder = _metadata_dir(dist)
+    if folder is None:
+        return
+    refusal = None if verdict.approved else verdict.describe()
+    rows = _record_rows(_record_text(dist) or "")
+    root = Path(str(dist.locate_file(""))).resolve()
+    GUARD.judge(folder, Claims.from_rows(verdict.distribution, root, rows, refusal))
+
+
+def _entry_point_verdict(
+    source: PluginSource, dist: importlib.metadata.Distribution, verdict: Verdict
+) -> Verdict:
+    """``verdict``, or "changed" when the entry point's module would be imported from a file
+    that RECORD does not hash (shadowed earlier on ``sys.path``, or replaced by a package)."""
+    from ._trust_guard import entry_point_problem
+
+    if not verdict.approved:
+        return verdict
+    root = Path(str(dist.locate_file(""))).resolve()
+    rows = _record_rows(_record_text(dist) or "")
+    hashes = {(root / name).resolve(): (a, d) for name, a, d in rows if a}
+    problem = entry_point_problem(source.module, {path: hashes[path] for path in hashes})
+    if problem is None:
+        return verdict
+    return Verdict(verdict.distribution, "changed", (f"entry point {source.plugin_id}: {problem}",))
+
+
 def exclusion_rule(
     lock: TrustLock,
     mode: TrustMode,
@@ -358,9 +455,15 @@ def exclusion_rule(
     A plugin whose distribution is not approved is refused (``mode="refuse"``:
     excluded, so never imported, with the reason) or reported through ``warn``
     (``mode="warn"``; default: a warning on the ``mofa_kernel`` logger) and
-    allowed. Each distribution is verified, and warned about, once per rule.
+    allowed. The distribution checked is the one whose metadata folder declared
+    the entry point (``distributions`` looks it up by name only for a source
+    without a folder), and its entry point's module must resolve to a file its
+    RECORD hashes. Each distribution is verified, and warned about, once per
+    rule. In refuse mode the verdicts also go to the import guard
+    (:mod:`mofa_kernel._trust_guard`), which then imports the approved modules
+    from the bytes it verified and refuses the rest.
     """
-    verdicts: dict[str, Verdict] = {}
+    verdicts: dict[tuple[str, str], Verdict] = {}
     warned: set[str] = set()
     report = warn if warn is not None else _logger.warning
 
@@ -368,14 +471,16 @@ def exclusion_rule(
         name = source.distribution
         if name is None:
             return Verdict("(no distribution)", "unverifiable", ("plugin has no distribution",))
-        key = _normalize(name)
+        key = (str(source.metadata_dir or _normalize(name)), source.module)
         if key not in verdicts:
-            dist = distributions(name)
-            verdicts[key] = (
-                lock.verify(dist)
-                if dist is not None
-                else Verdict(name, "unverifiable", ("not installed",))
-            )
+            dist = _distribution_of(source, distributions)
+            if dist is None:
+                verdicts[key] = Verdict(name, "unverifiable", ("not installed",))
+            else:
+                verdict = _entry_point_verdict(source, dist, lock.verify(dist))
+                if mode == "refuse":
+                    _judge(source, dist, verdict)
+                verdicts[key] = verdict
         return verdicts[key]
 
     def rule(source: PluginSource) -> str | None:

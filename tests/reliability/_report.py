@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._attacks import render_attacks
 from ._faults import FAULT_TITLES, FAULTS, HOOKS, STYLES
 from ._matrix import CELLS, KNOWN_FAILURES, POLICIES, Cell, KnownFailure
 
@@ -232,8 +233,9 @@ def render_figures(collector: Collector) -> str:
         ),
         (
             "soak memory",
-            f"{soak['memory_growth_kib']:+,.1f} KiB between round 2 and the last "
-            f"(traced by tracemalloc; limit {soak['memory_limit_kib']:,} KiB)",
+            f"median growth {soak['memory_per_round_kib']:+,.1f} KiB per round, "
+            f"{soak['memory_growth_kib']:+,.1f} KiB in all between round 2 and the last "
+            f"(traced by tracemalloc; limit {soak['memory_limit_kib']:,} KiB per round)",
         ),
         (
             "soak events",
@@ -295,4 +297,5 @@ def write_document(collector: Collector, *, cancellation_is_fault: bool) -> None
         render_matrix(collector.cells, cancellation_is_fault=cancellation_is_fault),
     )
     text = replace_region(text, "figures", render_figures(collector))
+    text = replace_region(text, "attacks", render_attacks())
     DOC.write_text(text, encoding="utf-8")

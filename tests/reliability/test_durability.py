@@ -129,6 +129,7 @@ def test_acknowledged_writes_survive_sigkill(
         cwd=tmp_path,
     )
     assert writer.stdout is not None
+    assert writer.stderr is not None
     acknowledged: list[int] = []
     try:
         for line in writer.stdout:
@@ -137,7 +138,12 @@ def test_acknowledged_writes_survive_sigkill(
                 break
     finally:
         os.kill(writer.pid, signal.SIGKILL)  # mid-writes: the loop never pauses
-        rest, errors = writer.communicate(timeout=60)
+        # Read on through the same buffered stream: lines it has read ahead are acknowledged
+        # too (communicate() would read the pipe beneath it and miss them, the more so the
+        # busier the machine). The writer is dead, so both pipes end.
+        with writer.stdout, writer.stderr:
+            rest, errors = writer.stdout.read(), writer.stderr.read()
+        writer.wait(timeout=60)
     assert len(acknowledged) == ACKS_BEFORE_KILL, errors
     assert writer.returncode == -signal.SIGKILL
     # Lines already in the pipe were acknowledged too; a line cut short by the kill was not.

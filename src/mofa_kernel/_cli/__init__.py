@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mofa_kernel._errors import PluginConfigError
 
-    from ._output import UsageError
+    from ._output import UsageError, escaping_formatter
 
     args = _plain_listing(words)
     if args is None:
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output()
     handler: Handler = args.handler
     warnings = logging.StreamHandler(out.stderr)
-    warnings.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+    warnings.setFormatter(escaping_formatter(f"{PROG}: warning: %(message)s"))
     logger = logging.getLogger("mofa_kernel")
     logger.addHandler(warnings)
     try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mofa_kernel._adapters import adapt
 from mofa_kernel._errors import DiscoveryError, PluginError
+from mofa_kernel._ids import check_plugin_id
 from mofa_kernel._metadata import PluginConfig, PluginMetadata
 from mofa_kernel._plugin import AgentPlugin
 from mofa_kernel._records import DiscoveryReport, PluginRecord
@@ -68,6 +69,7 @@ class Intake:
         source: PluginSource | None,
     ) -> str:
         pid = metadata.id
+        check_plugin_id(pid)  # the same rule as discovery's: no empty, spaced or hidden ids
         if pid in self._registry:
             raise DiscoveryError(f"plugin id {pid!r} is already registered", plugin_id=pid)
         entry = self._registry.new_entry(
