@@ -361,10 +361,18 @@ def hot_reload(params: dict[str, Any]) -> Figures:
     }
 
 
+def isolation(params: dict[str, Any]) -> Figures:
+    """Process isolation's costs (benchmarks/isolation.py)."""
+    import isolation as bench
+
+    return bench.measure(bench.QUICK if params["quick"] else bench.FULL)
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], Figures]] = {
     "discovery": discovery,
     "execute": execute,
     "lifecycle": lifecycle,
     "memory": memory,
     "hot-reload": hot_reload,
+    "isolation": isolation,
 }

@@ -10,9 +10,10 @@ processes it measures, and compares mofa-kernel with the anchors in the same
 run: the standard library's entry-point scan, stevedore's cache cold and warm
 (installed into this environment with pip if missing, full mode only),
 pluggy's ``load_setuptools_entrypoints``, a bare ``await``, ``asyncio.timeout``,
-``wait_for`` and ``asyncio.gather``. Every figure is a median over repeated
-runs; anchors and mofa-kernel are interleaved so that a busy moment of the
-machine hits both alike. It prints the goals table and writes the Markdown
+``wait_for``, ``asyncio.gather`` and a ``multiprocessing.Pipe`` ping-pong (see
+``isolation.py``). Every figure is a median over repeated runs; anchors and
+mofa-kernel are interleaved so that a busy moment of the machine hits both
+alike. It prints the goals table and writes the Markdown
 page, keeping the hot-reload benchmark's own section (between its
 ``hot-reload`` markers) as it finds it.
 """
@@ -485,6 +486,37 @@ def measure_hot_reload(bench: Bench, run: Run) -> None:
     ]
 
 
+def measure_isolation(bench: Bench, run: Run) -> None:
+    figures = bench.worker("isolation", {"quick": run.quick})
+    trip = "execute round trip of an isolated no-op plugin"
+    restart = "isolated plugin: worker crash until RUNNING again (median)"
+    if "error" in figures:
+        run.goals.append(_failed("7", trip, figures["error"]))
+        run.goals.append(_failed("7b", restart, figures["error"]))
+        return
+    ours, pipe, ratio = figures["isolated_us"], figures["pipe_us"], figures["ratio"]
+    run.goals.append(
+        Goal("7", trip, _us(ours * 1000), f"`multiprocessing.Pipe` ping-pong {_us(pipe * 1000)}",
+             ratio, f"<= {figures['ratio_goal']:g}x", ratio <= figures["ratio_goal"],
+             "through `PluginManager.execute`, same 100-character payload")
+    )  # fmt: skip
+    median, goal = figures["restart_median_ms"], figures["restart_goal_ms"]
+    run.goals.append(
+        Goal("7b", restart, _ms(median), "-", None, f"<= {goal:g} ms", median <= goal,
+             f"{figures['crashes']} crashes, max {_ms(figures['restart_max_ms'])}; back to back "
+             f"(spare worker still starting) {_ms(figures['storm_median_ms'])}")
+    )  # fmt: skip
+    run.figures += [
+        ("bare `multiprocessing.Pipe` ping-pong", _us(pipe * 1000), "anchor"),
+        ("isolated plugin, `manager.execute` round trip", _us(ours * 1000), "goal 7"),
+        ("isolated plugin, crash until RUNNING again", _ms(median), "goal 7b"),
+        ("isolated plugin, worker start-up, cold", _ms(figures["start_cold_ms"]), ""),
+        ("isolated plugin, worker start-up, from the spare", _ms(figures["start_spare_ms"]), ""),
+        ("isolated plugin, host memory", _kib(figures["host_bytes_per_plugin"]), ""),
+        ("isolated plugin, worker RSS", f"{figures['worker_rss_kib'] / 1024:.1f} MiB", ""),
+    ]
+
+
 def _failed(number: str, what: str, error: str) -> Goal:
     return Goal(number, what, "-", "-", None, "-", False, f"not measured: {error}")
 
@@ -720,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("lifecycle", lambda: measure_lifecycle(bench, run)),
             ("memory", lambda: measure_memory(bench, run)),
             ("hot reload", lambda: measure_hot_reload(bench, run)),
+            ("process isolation", lambda: measure_isolation(bench, run)),
             ("start-up", lambda: measure_startup(bench, run)),
         ]
         for name, step in steps:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
-GOALS = ["1", "2", "2b", "3", "4", "4b", "5", "6"]
+GOALS = ["1", "2", "2b", "3", "4", "4b", "5", "6", "7", "7b"]
 KEPT = """\
 <!-- hot-reload:start -->
 ## Hot reload latency

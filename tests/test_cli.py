@@ -224,6 +224,7 @@ def test_list_json_shows_every_plugin_and_imports_none(
         "distribution_version": "2.0",
         "entry_point": "mkt_alpha:AlphaPlugin",
         "enabled": True,
+        "isolation": "inline",
         "status": "discovered",
         "reason": None,
         "path": str(troubled.root / "mkt_alpha.py"),

@@ -64,6 +64,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "_config",
         ),
     ),
+    ("isolation", ("_isolation",)),
     ("runtime", ("_runtime", "_records")),
     ("reload", ("_reload",)),
     ("manager", ("_manager",)),

@@ -65,6 +65,9 @@ _STRATEGY_NAMES: Final[tuple[str, ...]] = get_args(StrategyName)
 #: What the trust lock does with a plugin whose distribution is not as approved.
 TrustModeName = Literal["off", "warn", "refuse"]
 _TRUST_MODES: Final[tuple[str, ...]] = get_args(TrustModeName)
+#: Where a plugin runs: in the host's process, or in a worker process of its own.
+IsolationName = Literal["inline", "process"]
+_ISOLATIONS: Final[tuple[str, ...]] = get_args(IsolationName)
 _TOML_POSITION: Final = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 _T = TypeVar("_T")
@@ -91,6 +94,8 @@ class KernelSection:
     trust: TrustModeName = "off"
     #: The lock file, relative to the configuration file's folder (else the working one).
     trust_file: str = "mofa-trust.json"
+    #: Where plugins run unless their own table says: "inline" or "process".
+    isolation: IsolationName = "inline"
 
     @property
     def block_limit_or_none(self) -> float | None:
@@ -135,6 +140,13 @@ class PluginSection:
     #: Overrides ``kernel.timeout`` for this plugin.
     timeout: float | None = None
     settings: dict[str, JSONValue] = attrs.field(factory=dict)
+    #: Overrides ``kernel.isolation`` for this plugin.
+    isolation: IsolationName | None = None
+    #: The worker's memory cap in MiB (process isolation only); ``None``: no cap.
+    memory_limit: int | None = None
+    #: Restarts after a worker's crash allowed within ``restart_window`` seconds.
+    max_restarts: int = 3
+    restart_window: float = 60.0
 
     def to_plugin_config(self) -> PluginConfig:
         """The plugin's :class:`~mofa_kernel.PluginConfig` (a fresh, mutable copy)."""
@@ -164,6 +176,11 @@ class KernelSettings:
         """The deadline in seconds for ``plugin_id``: its own, else ``kernel.timeout``."""
         own = self.plugin_section(plugin_id).timeout
         return own if own is not None else self.kernel.timeout
+
+    def plugin_isolation(self, plugin_id: str) -> IsolationName:
+        """Where ``plugin_id`` runs: its own ``isolation``, else ``kernel.isolation``."""
+        own = self.plugin_section(plugin_id).isolation
+        return own if own is not None else self.kernel.isolation
 
     def hot_reload_config(self) -> HotReloadConfig:
         return self.hot_reload.to_config()
@@ -267,6 +284,22 @@ def _one_of(names: tuple[str, ...]) -> Callable[[object, object], str]:
     return structure
 
 
+def _optional(
+    structure: Callable[[object, object], _T],
+) -> Callable[[object, object], _T | None]:
+    def optional(value: object, cls: object) -> _T | None:
+        return None if value is None else structure(value, cls)
+
+    return optional
+
+
+def _mebibytes(value: object, _: object) -> int:
+    size = _structure_int(value, None)
+    if size <= 0:
+        raise _Invalid(("", f"expected a number of MiB > 0, got {size}"))
+    return size
+
+
 def _names(value: object, _: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _expected("an array of strings", value)
@@ -339,6 +372,7 @@ def _converter() -> cattrs.Converter:
             "timeout": override(struct_hook=_positive_seconds),
             "block_limit": override(struct_hook=_seconds),
             "trust": override(struct_hook=_one_of(_TRUST_MODES)),
+            "isolation": override(struct_hook=_one_of(_ISOLATIONS)),
         },
         HotReloadSection: {
             "strategy": override(struct_hook=_one_of(_STRATEGY_NAMES)),
@@ -349,6 +383,10 @@ def _converter() -> cattrs.Converter:
         PluginSection: {
             "timeout": override(struct_hook=_optional_positive_seconds),
             "settings": override(struct_hook=_plugin_settings),
+            "isolation": override(struct_hook=_optional(_one_of(_ISOLATIONS))),
+            "memory_limit": override(struct_hook=_optional(_mebibytes)),
+            "max_restarts": override(struct_hook=_count),
+            "restart_window": override(struct_hook=_positive_seconds),
         },
         KernelSettings: {
             "plugins": override(struct_hook=plugins_table),

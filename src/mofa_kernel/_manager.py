@@ -47,6 +47,7 @@ from ._types import PluginState
 if TYPE_CHECKING:
     from ._config import KernelSettings
     from ._reload import HotReloader
+    from ._runtime._supervision import Supervision
     from ._source import PluginSource
 
 __all__ = ["PluginManager"]
@@ -88,6 +89,7 @@ class PluginManager:
         self._observers = Observers(self._bus)
         self._intake = Intake(self._registry, self._lifecycle, self._observers)
         self._hot_reloader: HotReloader | None = None
+        self._supervision: Supervision | None = None  # made for the first isolated plugin
         # The hot path: ``execute`` is the caller's own, one call deep; with MOFA_TRACE set,
         # a timed one (so the plain one never checks for tracing).
         caller = self._caller
@@ -159,9 +161,11 @@ class PluginManager:
         the hook specifications or whose metadata cannot be read, and
         :class:`~mofa_kernel.DiscoveryError` for an id that is taken.
         """
-        return self._intake.register(
+        pid = self._intake.register(
             plugin, config=config, timeout=timeout if timeout is not None else self.timeout
         )
+        self._supervise(pid)
+        return pid
 
     def discover(self) -> DiscoveryReport:
         """Find the plugins of entry-point group ``mofa.plugins`` and register the enabled ones.
@@ -171,7 +175,23 @@ class PluginManager:
         A plugin that fails to import, a duplicate id, or a distribution that
         needs another mofa-kernel is recorded as failed; the rest carry on.
         """
-        return self._intake.discover(self.settings, self.timeout)
+        report = self._intake.discover(self.settings, self.timeout)
+        for record in report.records:
+            self._supervise(record.plugin_id)
+        return report
+
+    def _supervise(self, plugin_id: str) -> None:
+        """Restart an isolated plugin after its worker dies, by its ``[plugins.ID]`` policy."""
+        entry = self._registry.entries.get(plugin_id)
+        if entry is None or not getattr(type(entry.plugin), "mofa_isolated", False):
+            return
+        if self._supervision is None:
+            from ._runtime._supervision import Supervision
+
+            self._supervision = Supervision(
+                self._registry, self._lifecycle, self._bus.emit, lambda: self.settings
+            )
+        self._supervision.watch(plugin_id)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -413,6 +433,8 @@ class PluginManager:
         """Wait for the work the manager started on its own (stopping a failed plugin's
         dependents, async ``on_plugin_event`` observers) to finish."""
         await self._scheduler.settle()
+        if self._supervision is not None:
+            await self._supervision.supervisor.settle()
         await self._bus.drain()
 
     async def shutdown(self) -> None:
@@ -423,6 +445,8 @@ class PluginManager:
         await self.stop_all()
         await self.unload_all()
         await self.settle()
+        if self._supervision is not None:
+            await self._supervision.supervisor.shut_down()  # workers of plugins never loaded
         self._caller.stop_watching()
 
     # -- hot reload -----------------------------------------------------------------------

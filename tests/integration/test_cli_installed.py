@@ -22,6 +22,7 @@ LIST_KEYS = {
     "distribution_version",
     "entry_point",
     "enabled",
+    "isolation",
     "status",
     "reason",
     "path",

@@ -43,6 +43,7 @@ ROW_KEYS: Final = (
     "distribution_version",
     "entry_point",
     "enabled",
+    "isolation",
     "status",
     "reason",
     "path",
@@ -53,7 +54,7 @@ ROW_KEYS: Final = (
 _PRIVATE: Final = ("metadata_dir",)
 
 
-def entry_row(entry: SurveyEntry) -> dict[str, Any]:
+def entry_row(entry: SurveyEntry, isolation: str = "inline") -> dict[str, Any]:
     """One row of the listing (``metadata`` still ``None``), with the private keys."""
     source = entry.source
     return {
@@ -62,6 +63,7 @@ def entry_row(entry: SurveyEntry) -> dict[str, Any]:
         "distribution_version": source.distribution_version,
         "entry_point": source.entry_point,
         "enabled": entry.enabled,
+        "isolation": isolation,
         "status": entry.status,
         "reason": entry.reason,
         "path": str(source.path) if source.path is not None else None,

@@ -117,8 +117,8 @@ def _metadata_data(metadata: PluginMetadata | None) -> Any:
     return to_data(metadata)
 
 
-def _entry_data(entry: SurveyEntry) -> dict[str, Any]:
-    row = entry_row(entry)
+def _entry_data(entry: SurveyEntry, settings: KernelSettings) -> dict[str, Any]:
+    row = entry_row(entry, settings.plugin_isolation(entry.plugin_id))
     return {key: row[key] for key in ROW_KEYS}
 
 
@@ -133,7 +133,7 @@ def list_plugins(args: argparse.Namespace, out: Output) -> int:
     for warning in warnings:
         out.error(f"warning: {warning}")
     entries = sorted(surveyed.entries, key=lambda e: (e.plugin_id, e.source.distribution or ""))
-    rows = [entry_row(entry) for entry in entries]
+    rows = [entry_row(entry, settings.plugin_isolation(entry.plugin_id)) for entry in entries]
     if settings.kernel.trust == "off":
         # With the trust lock on, every listing checks the files again: never replayed.
         remember(args.config, inputs, surveyed.fingerprint, rows, warnings)
@@ -171,6 +171,19 @@ def _load_metadata(
     return metadata, None
 
 
+def _worker_metadata(
+    settings: KernelSettings, entry: SurveyEntry
+) -> tuple[PluginMetadata | None, str | None]:
+    """An isolated plugin's metadata, learned from a worker: the host never imports it."""
+    from mofa_kernel._errors import PluginError
+    from mofa_kernel._isolation._setup import read_metadata, worker_spec
+
+    try:
+        return read_metadata(worker_spec(entry.source, settings)), None
+    except PluginError as exc:
+        return None, str(exc)
+
+
 def _cached_metadata(entry: SurveyEntry) -> PluginMetadata | None:
     """The metadata the cache holds for a plugin that is not imported now, if still valid."""
     from mofa_kernel._cache import lookup_metadata
@@ -192,10 +205,12 @@ def _info(args: argparse.Namespace, out: Output) -> int:
 
     settings = load_settings(args)
     entry = find_entry(survey_plugins(settings, out), args.plugin_id)
-    data = _entry_data(entry)
+    data = _entry_data(entry, settings)
     error: str | None = None
     metadata = None
-    if entry.status == "discovered":
+    if entry.status == "discovered" and data["isolation"] == "process":
+        metadata, error = _worker_metadata(settings, entry)
+    elif entry.status == "discovered":
         metadata, error = _load_metadata(settings, entry)
     else:
         metadata = _cached_metadata(entry)
@@ -227,6 +242,7 @@ def _print_info(data: dict[str, Any], metadata: PluginMetadata | None, out: Outp
         ("path", data["path"] or "-"),
         ("requires", "-" if requirement is None else f"mofa-kernel{requirement or ' (any)'}"),
         ("enabled", "yes" if data["enabled"] else "no"),
+        ("isolation", data["isolation"]),
         ("status", data["status"]),
     ]
     if data["reason"] and data["status"] == "disabled":

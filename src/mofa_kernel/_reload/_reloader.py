@@ -173,6 +173,13 @@ class HotReloader:
 
     # -- plugins --------------------------------------------------------------------------
 
+    def _isolated(self, plugin_id: str) -> bool:
+        try:
+            plugin = self._manager.get(plugin_id)
+        except PluginError:  # no instance: it failed before one was made
+            return False
+        return bool(getattr(type(plugin), "mofa_isolated", False))
+
     def _track(self, plugin_id: str, *, baseline: bool) -> Tracker:
         """Start following ``plugin_id``'s code; ``baseline``: what is on disk serves now."""
         tracker = self._trackers.get(plugin_id)
@@ -181,6 +188,9 @@ class HotReloader:
         record = self._manager.record(plugin_id)  # PluginNotFoundError for an unknown id
         tracker = Tracker(plugin_id)
         try:
+            if self._isolated(plugin_id):
+                # Its code must never be imported here; a reload would need a new worker.
+                raise NotReloadable('it runs in a worker process (isolation = "process")')
             if record.source is not None:
                 tracker.recipe = Recipe("source", record.source.module)
                 root = entry_point_root(record.source.module)

@@ -138,7 +138,13 @@ class Intake:
                 problem = f"plugin id {pid!r} is already registered in-process"
             if problem is None:
                 try:
-                    obj = load_plugin_object(source)
+                    obj: object
+                    if settings.plugin_isolation(pid) == "process":
+                        from mofa_kernel._isolation._setup import isolated_plugin
+
+                        obj = isolated_plugin(source, settings, timeout)  # never imported here
+                    else:
+                        obj = load_plugin_object(source)
                     agent, metadata = adapt(obj, label=f"{pid!r} ({source.entry_point})")
                     if metadata.id != pid:
                         raise DiscoveryError(
