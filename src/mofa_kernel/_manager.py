@@ -41,6 +41,7 @@ from ._runtime import (
     ReloadPort,
     Scheduler,
     describe,
+    trust_refusal,
 )
 from ._types import PluginState
 
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from ._config import KernelSettings
     from ._reload import HotReloader
     from ._runtime._supervision import Supervision
-    from ._source import PluginSource
 
 __all__ = ["PluginManager"]
 
@@ -462,7 +462,7 @@ class PluginManager:
             self._scheduler,
             self._observers,
             self._context_for,
-            self._trust_refusal,
+            lambda source: trust_refusal(self.settings, source),
         )
 
     @property
@@ -503,21 +503,3 @@ class PluginManager:
     ) -> contextlib.AbstractAsyncContextManager[HotReloader]:
         """``async with manager.hot_reloading():`` watches plugin code for the block's duration."""
         return self.reloader.watching(watch_installs=watch_installs)
-
-    def _trust_refusal(self, source: PluginSource) -> str | None:
-        """Why new code from ``source`` must not be imported under the trust lock, or None.
-
-        The lock file is read again, so an approval given meanwhile counts.
-        """
-        settings = self.settings
-        if settings.kernel.trust == "off":
-            return None
-        from ._trust import TrustLock, exclusion_rule
-
-        try:
-            lock = TrustLock.read(settings.trust_lock_path())
-        except PluginError as exc:
-            return str(exc)
-        return exclusion_rule(lock, "refuse" if settings.kernel.trust == "refuse" else "warn")(
-            source
-        )

@@ -173,13 +173,6 @@ class HotReloader:
 
     # -- plugins --------------------------------------------------------------------------
 
-    def _isolated(self, plugin_id: str) -> bool:
-        try:
-            plugin = self._manager.get(plugin_id)
-        except PluginError:  # no instance: it failed before one was made
-            return False
-        return bool(getattr(type(plugin), "mofa_isolated", False))
-
     def _track(self, plugin_id: str, *, baseline: bool) -> Tracker:
         """Start following ``plugin_id``'s code; ``baseline``: what is on disk serves now."""
         tracker = self._trackers.get(plugin_id)
@@ -188,7 +181,7 @@ class HotReloader:
         record = self._manager.record(plugin_id)  # PluginNotFoundError for an unknown id
         tracker = Tracker(plugin_id)
         try:
-            if self._isolated(plugin_id):
+            if _runs_in_worker(self._manager, plugin_id):
                 # Its code must never be imported here; a reload would need a new worker.
                 raise NotReloadable('it runs in a worker process (isolation = "process")')
             if record.source is not None:
@@ -529,3 +522,12 @@ def _installed_copy(unit: CodeUnit, record: PluginRecord) -> bool:
         name.endswith(".dist-info") and normalize_name(name.split("-")[0]) == wanted
         for name in names
     )
+
+
+def _runs_in_worker(manager: ReloadHost, plugin_id: str) -> bool:
+    """Whether ``plugin_id`` is served by a worker process (its code is never imported here)."""
+    try:
+        plugin = manager.get(plugin_id)
+    except PluginError:  # no instance: it failed before one was made
+        return False
+    return bool(getattr(type(plugin), "mofa_isolated", False))

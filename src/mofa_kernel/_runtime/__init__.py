@@ -17,7 +17,7 @@ from ._guard import is_guard_frame
 from ._intake import Intake
 from ._lifecycle import TRANSITIONS, Lifecycle, Transition
 from ._observers import Observers
-from ._port import ReloadPort
+from ._port import ReloadPort, trust_refusal
 from ._registry import Entry, Registry
 from ._scheduler import Scheduler
 
@@ -36,4 +36,5 @@ __all__ = [
     "describe",
     "is_guard_frame",
     "trial",
+    "trust_refusal",
 ]

@@ -25,9 +25,26 @@ from ._registry import Registry
 from ._scheduler import Scheduler
 
 if TYPE_CHECKING:
+    from mofa_kernel._config import KernelSettings
     from mofa_kernel._source import PluginSource
 
-__all__ = ["ReloadPort"]
+__all__ = ["ReloadPort", "trust_refusal"]
+
+
+def trust_refusal(settings: KernelSettings, source: PluginSource) -> str | None:
+    """Why new code from ``source`` must not be imported under the trust lock, or None.
+
+    The lock file is read again, so an approval given meanwhile counts.
+    """
+    if settings.kernel.trust == "off":
+        return None
+    from mofa_kernel._trust import TrustLock, exclusion_rule
+
+    try:
+        lock = TrustLock.read(settings.trust_lock_path())
+    except PluginError as exc:
+        return str(exc)
+    return exclusion_rule(lock, "refuse" if settings.kernel.trust == "refuse" else "warn")(source)
 
 
 class ReloadPort:
