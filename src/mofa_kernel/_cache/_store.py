@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: The version of the files' layout; files of any other version are ignored.
-SCHEMA: Final = 1
+SCHEMA: Final = 2  # 2: listing rows carry "isolation"
 #: Set to ``1`` (or ``true``, ``yes``, ``on``) to read and write no cache at all.
 ENV_NO_CACHE: Final = "MOFA_NO_CACHE"
 #: Where the cache lives, instead of the per-user cache folder.

@@ -354,6 +354,7 @@ def cold_listing(argv: Sequence[str], out: Output) -> int | None:
                 "enabled": True,
                 "status": status,
                 "reason": reason,
+                "isolation": "inline",  # a plain listing reads no configuration
                 "path": row[4],
                 "requires_kernel": row[5],
                 "metadata": None,
