@@ -174,4 +174,6 @@ class EventBus:
     async def drain(self) -> None:
         """Wait for the async observers still running."""
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            under_way = list(self._tasks)
+            await asyncio.gather(*under_way, return_exceptions=True)
+            self._tasks.difference_update(under_way)  # done, whether or not their callbacks ran

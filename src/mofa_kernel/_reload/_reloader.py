@@ -169,7 +169,9 @@ class HotReloader:
 
     async def _finish_retiring(self) -> None:
         while self._retiring:
-            await asyncio.gather(*list(self._retiring), return_exceptions=True)
+            under_way = list(self._retiring)
+            await asyncio.gather(*under_way, return_exceptions=True)
+            self._retiring.difference_update(under_way)  # done, whether or not their callbacks ran
 
     # -- plugins --------------------------------------------------------------------------
 

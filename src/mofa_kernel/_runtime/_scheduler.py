@@ -299,7 +299,11 @@ class Scheduler:
     async def settle(self) -> None:
         """Wait for the take-downs the scheduler started on its own."""
         while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+            under_way = list(self._background)
+            await asyncio.gather(*under_way, return_exceptions=True)
+            self._background.difference_update(
+                under_way
+            )  # done, whether or not their callbacks ran
 
 
 class _BringUp:
