@@ -10,8 +10,8 @@ plugin by that table, through the plugin caller, and turns any failure into
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Coroutine
+from typing import Any, Final
 
 import attrs
 
@@ -275,17 +275,20 @@ class Lifecycle:
         self._registry.up_order.pop(entry.id, None)
         self._registry.load_order.pop(entry.id, None)
 
-    async def load(self, entry: Entry) -> None:
+    # The verbs that need no work of their own around the call are plain functions that
+    # check, then return the transition's coroutine: one coroutine per step, not two.
+
+    def load(self, entry: Entry) -> Coroutine[Any, Any, None]:
         """UNLOADED -> LOADING -> LOADED; emits PluginLoaded."""
         transition = TRANSITIONS["load"]
         plugin = self.check(entry, "load", transition.allowed)
         self._caller.watch_loop()
-        await self._run(entry, transition, plugin)
+        return self._run(entry, transition, plugin)
 
-    async def init_plugin(self, entry: Entry) -> None:
+    def init_plugin(self, entry: Entry) -> Coroutine[Any, Any, None]:
         """Apply configuration; the plugin stays LOADED (no StateChanged)."""
         transition = TRANSITIONS["init_plugin"]
-        await self._run(entry, transition, self.check(entry, "init_plugin", transition.allowed))
+        return self._run(entry, transition, self.check(entry, "init_plugin", transition.allowed))
 
     async def start(self, entry: Entry) -> None:
         """LOADED -> RUNNING, initialising first if that has not been done."""
@@ -295,15 +298,15 @@ class Lifecycle:
             await self.init_plugin(entry)
         await self._run(entry, transition, plugin)
 
-    async def pause(self, entry: Entry) -> None:
+    def pause(self, entry: Entry) -> Coroutine[Any, Any, None]:
         """RUNNING -> PAUSED."""
         transition = TRANSITIONS["pause"]
-        await self._run(entry, transition, self.check(entry, "pause", transition.allowed))
+        return self._run(entry, transition, self.check(entry, "pause", transition.allowed))
 
-    async def resume(self, entry: Entry) -> None:
+    def resume(self, entry: Entry) -> Coroutine[Any, Any, None]:
         """PAUSED -> RUNNING."""
         transition = TRANSITIONS["resume"]
-        await self._run(entry, transition, self.check(entry, "resume", transition.allowed))
+        return self._run(entry, transition, self.check(entry, "resume", transition.allowed))
 
     async def stop(self, entry: Entry) -> None:
         """RUNNING or PAUSED -> LOADED. New executes are refused from the moment it begins."""

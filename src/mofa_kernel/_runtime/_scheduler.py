@@ -42,11 +42,12 @@ _ERROR_OF_KIND: Final[dict[str, type[DependencyError]]] = {
 
 
 def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[None]:
-    """A task for ``coro``; on 3.12+ it starts eagerly, so a bring-up that never
-    suspends finishes without a trip through the event loop."""
+    """A task for ``coro``, made directly (the kernel's own bring-up needs no task factory);
+    on 3.12+ it starts eagerly, so a bring-up that never suspends finishes without a trip
+    through the event loop."""
     if sys.version_info >= (3, 12):
         return asyncio.Task(coro, loop=loop, eager_start=True)
-    return loop.create_task(coro)
+    return asyncio.Task(coro, loop=loop)
 
 
 class Scheduler:
@@ -212,7 +213,12 @@ class Scheduler:
             entry = self._entries[pid]
             if entry.state not in _UP:
                 continue
-            await self._record(report, entry, self._lifecycle.stop)
+            try:
+                await self._lifecycle.stop(entry)
+            except PluginError as exc:
+                report.outcomes[pid] = Outcome("failed", entry.state, str(exc))
+            else:
+                report.outcomes[pid] = Outcome("ok", entry.state)
         return report
 
     async def unload_all(self) -> LifecycleReport:
@@ -226,19 +232,13 @@ class Scheduler:
             entry = self._entries[pid]
             if not (entry.state == LOADED or (entry.state.is_error and entry.plugin is not None)):
                 continue
-            await self._record(report, entry, self._lifecycle.unload)
+            try:
+                await self._lifecycle.unload(entry)
+            except PluginError as exc:
+                report.outcomes[pid] = Outcome("failed", entry.state, str(exc))
+            else:
+                report.outcomes[pid] = Outcome("ok", entry.state)
         return report
-
-    @staticmethod
-    async def _record(
-        report: LifecycleReport, entry: Entry, step: Callable[[Entry], Awaitable[None]]
-    ) -> None:
-        try:
-            await step(entry)
-        except PluginError as exc:
-            report.outcomes[entry.id] = Outcome("failed", entry.state, str(exc))
-        else:
-            report.outcomes[entry.id] = Outcome("ok", entry.state)
 
     # -- failures that spread -------------------------------------------------------------
 
