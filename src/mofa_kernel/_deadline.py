@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 __all__ = [
     "CallTable",
     "DeadlineExceeded",
+    "Resume",
     "StallCredit",
     "Watchdog",
     "call_with_deadline",
@@ -44,7 +45,7 @@ def _no_credit(owner: str | None, started: float, now: float) -> float:
     return 0.0
 
 
-class _Resume:
+class Resume:
     """Drive an already-started coroutine from the current task, step by step."""
 
     __slots__ = ("_first", "_steps")
@@ -143,7 +144,7 @@ async def resume_with_deadline(
     The deadline is ``started + timeout`` on the monotonic clock, which is the
     clock of asyncio's loop.
     """
-    resume = _Resume(steps, pending)
+    resume = Resume(steps, pending)
     if timeout is None:
         return await resume
     task = asyncio.current_task()

@@ -92,26 +92,10 @@ def plugin_path(dist: importlib.metadata.Distribution, module: str) -> Path | No
 
 def editable_project(dist: importlib.metadata.Distribution) -> Path | None:
     """The project folder of an editable install of ``dist``, else ``None``."""
-    import json
-    from urllib.parse import unquote, urlparse
+    from ._scanner import editable_path
 
-    text = dist.read_text("direct_url.json")
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    dir_info = data.get("dir_info")
-    url = data.get("url")
-    if not (isinstance(dir_info, dict) and dir_info.get("editable") and isinstance(url, str)):
-        return None
-    parsed = urlparse(url)
-    if parsed.scheme != "file":
-        return None
-    return Path(unquote(parsed.path))
+    path = editable_path(dist.read_text("direct_url.json") or "")
+    return None if path is None else Path(path)
 
 
 def installed_kernel_version() -> str | None:

@@ -560,13 +560,19 @@ def editable_project(folder: str) -> str | None:
             text = file.read()
     except (OSError, UnicodeDecodeError):
         return None
-    if not text:
+    path = editable_path(text)
+    return None if path is None else _clean(path)
+
+
+def editable_path(direct_url: str) -> str | None:
+    """The project folder that a ``direct_url.json`` text names for an editable install."""
+    if not direct_url:
         return None
     import json
     from urllib.parse import unquote, urlparse
 
     try:
-        data = json.loads(text)
+        data = json.loads(direct_url)
     except ValueError:
         return None
     if not isinstance(data, dict):
@@ -578,4 +584,4 @@ def editable_project(folder: str) -> str | None:
     parsed = urlparse(url)
     if parsed.scheme != "file":
         return None
-    return _clean(unquote(parsed.path))
+    return unquote(parsed.path)

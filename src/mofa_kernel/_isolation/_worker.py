@@ -26,8 +26,10 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from mofa_kernel._deadline import Resume
 
 from . import _frames
 from ._frames import (
@@ -303,7 +305,7 @@ class _Worker:
         assert task is not None
         self.running[call_id] = task
         try:
-            result = await _Resume(coro, pending)
+            result = await Resume(coro, pending)
         except _FAULTS as exc:
             self.fail(call_id, exc)
         else:
@@ -403,33 +405,6 @@ class _Worker:
                 self.backlog.extend(messages[1:])
                 spec: dict[str, Any] = message[1]
                 return spec
-
-
-class _Resume:
-    """Drive an already-started coroutine from the current task, step by step."""
-
-    __slots__ = ("_coro", "_pending")
-
-    def __init__(self, coro: Any, pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        coro = self._coro
-        pending = self._pending
-        while True:
-            try:
-                yield pending
-            except BaseException as exc:  # noqa: BLE001 - every throw is handed on to the plugin
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(None)
-                except StopIteration as stop:
-                    return stop.value
 
 
 def _settle(future: asyncio.Future[None]) -> None:
