@@ -26,6 +26,7 @@ from mofa_kernel import (
     KernelEvent,
     PluginConfig,
     PluginError,
+    PluginEvent,
     PluginExecutionError,
     PluginLoadError,
     PluginManager,
@@ -644,3 +645,39 @@ def test_workers_of_a_host_that_dies_end_with_everything_they_started(site: Fake
     await_end(child)
     assert not running(worker)
     assert not running(child)
+
+
+class Dependent(AgentPlugin):
+    """An inline plugin that needs the isolated one."""
+
+    metadata = PluginMetadata(
+        id="dependent", name="Dependent", plugin_type=PluginType.TOOL, dependencies=("faulty",)
+    )
+
+    async def execute(self, input: str) -> str:
+        return f"dependent {input}"
+
+
+async def test_dependents_stopped_by_a_crash_come_back_with_the_restart(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel(max_restarts=1, start=False)
+    manager, watcher = kernel.manager, kernel.watcher
+    manager.register(Dependent())
+    assert (await manager.start_all()).ok
+    assert await manager.execute("dependent", "x") == "dependent x"
+    with pytest.raises(PluginExecutionError):
+        await kernel.execute("exit")
+    await watcher.running("faulty", 2)
+    await watcher.running("dependent", 2)  # stopped with the crash, started after the restart
+    changes = [
+        (e.old_state, e.new_state)
+        for e in watcher.events
+        if isinstance(e, PluginEvent.StateChanged) and e.plugin_id == "dependent"
+    ]
+    assert changes[-2:] == [
+        (PluginState.RUNNING, PluginState.LOADED),  # stopped when the worker died
+        (PluginState.LOADED, PluginState.RUNNING),  # started again after the restart
+    ]
+    assert await manager.execute("dependent", "y") == "dependent y"
+    await kernel.bystander_serves()

@@ -188,9 +188,8 @@ class PluginManager:
         if self._supervision is None:
             from ._runtime._supervision import Supervision
 
-            self._supervision = Supervision(
-                self._registry, self._lifecycle, self._bus.emit, lambda: self.settings
-            )
+            parts = (self._registry, self._lifecycle, self._bus.emit)
+            self._supervision = Supervision(*parts, lambda: self.settings, self._scheduler)
         self._supervision.watch(plugin_id)
 
     # -- queries --------------------------------------------------------------------------

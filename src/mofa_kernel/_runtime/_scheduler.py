@@ -258,6 +258,7 @@ class Scheduler:
             return
         for pid in dependents:  # refuse their executes at once, before the stops run
             self._registry.serving.pop(pid, None)
+            self._entries[pid].waiting_for = plugin_id  # back when it runs again (a restart)
         reason = f"stopped because dependency {plugin_id} failed"
         task = asyncio.get_running_loop().create_task(self._stop_each(dependents, reason))
         self._background.add(task)

@@ -5,7 +5,8 @@ what only a process can do, end between calls, is reported by its proxy's
 ``on_worker_exit``. :class:`Supervision` is the runtime's side of that port:
 it records the end through the lifecycle (error state, ``PluginError``,
 dependents down) and restarts the plugin (``Error -> Unloaded -> Loading ->
-Loaded -> Running``) while the plugin's ``[plugins.ID]`` restart policy allows.
+Loaded -> Running``) while the plugin's ``[plugins.ID]`` restart policy allows; the
+dependents its end stopped are brought back after it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mofa_kernel._types import PluginState
 
 from ._lifecycle import Lifecycle
 from ._registry import Registry
+from ._scheduler import Scheduler
 
 if TYPE_CHECKING:
     from mofa_kernel._config import KernelSettings
@@ -42,9 +44,11 @@ class Supervision:
         lifecycle: Lifecycle,
         emit: Callable[[PluginEvent], None],
         settings: Callable[[], KernelSettings],
+        scheduler: Scheduler,
     ) -> None:
         self._registry = registry
         self._lifecycle = lifecycle
+        self._scheduler = scheduler
         self._emit = emit
         self._settings = settings
         self.supervisor = Supervisor(self)
@@ -75,3 +79,7 @@ class Supervision:
             await self._lifecycle.unload(entry)
         await self._lifecycle.load(entry)
         await self._lifecycle.start(entry)
+        # The dependents its crash stopped come back with it (each failure is reported).
+        waiting = self._scheduler.waiting_for([plugin_id])
+        if waiting:
+            await self._scheduler.bring_up(waiting)
