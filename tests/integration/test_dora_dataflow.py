@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -119,10 +119,16 @@ def sample(tmp_path: Path) -> Path:
 # -- the sample dataflows ----------------------------------------------------------------------
 
 
+#: The memory sample keeps its database in the user's data folder; a relative one puts it
+#: below each node's own working folder, where the tests can tell which machine ran it.
+NODE_DATA: Final = {"XDG_DATA_HOME": "."}
+MEMORY_FILE: Final = "mofa-kernel/memory.sqlite3"
+
+
 def test_the_sample_pipeline_runs_with_dora_run(site: Path, sample: Path) -> None:
-    dora_run(sample, "dataflow.yml", environment(site))
+    dora_run(sample, "dataflow.yml", environment(site, **NODE_DATA))
     same_as(sample / "transcript.txt", DATAFLOW / "tutor.out")
-    assert (sample / "mofa-memory.sqlite3").exists()  # the memory node kept the answers
+    assert (sample / MEMORY_FILE).exists()  # the memory node kept the answers
 
 
 def test_a_mofa_agent_and_a_rust_peer_are_answered_in_their_own_shapes(
@@ -281,7 +287,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(site: Path, sample: Path) -> Iterator[Cluster]:
-    running = Cluster(sample, environment(site))
+    running = Cluster(sample, environment(site, **NODE_DATA))
     try:
         yield running
     finally:
@@ -305,8 +311,8 @@ def test_the_sample_pipeline_runs_across_two_daemons(cluster: Cluster, sample: P
     (transcript,) = (sample / "A" / "_work").glob("*/transcript.txt")
     same_as(transcript, DATAFLOW / "tutor.out")
     # The memory node ran on machine B: its database is in B's folder, not A's.
-    assert list((sample / "B" / "_work").glob("*/mofa-memory.sqlite3"))
-    assert not list((sample / "A" / "_work").glob("*/mofa-memory.sqlite3"))
+    assert list((sample / "B" / "_work").glob(f"*/{MEMORY_FILE}"))
+    assert not list((sample / "A" / "_work").glob(f"*/{MEMORY_FILE}"))
 
 
 SIGTERM_DATAFLOW = """\
