@@ -119,7 +119,14 @@ def test_a_dist_info_folder_claiming_an_approved_name_is_checked_itself(
         files={"zz_evil_code/__init__.py": marker_plugin("evil", "zz_evil")},
         plugins={"evil": "zz_evil_code"},
     )
-    clean.install_wheel(wheel)
+    try:
+        clean.install_wheel(wheel)
+    except pytest.fail.Exception as refused:
+        # pip 24 (Python 3.13's own) will not install a wheel whose file name and metadata
+        # disagree; pip 23 and 26 do. With the former the attack cannot even be installed.
+        if "No matching distribution found for zz-evil" not in str(refused):
+            raise
+        pytest.skip("this pip refuses the wheel itself: the attack cannot be installed")
     try:
         status, reason = clean.statuses()["evil"]
         assert status == "disabled"
