@@ -285,10 +285,14 @@ class Lifecycle:
         self._caller.watch_loop()
         return self._run(entry, transition, plugin)
 
+    def _plain(self, verb: str, entry: Entry) -> Coroutine[Any, Any, None]:
+        """A verb that is its table row and nothing more: check, then run the transition."""
+        transition = TRANSITIONS[verb]
+        return self._run(entry, transition, self.check(entry, verb, transition.allowed))
+
     def init_plugin(self, entry: Entry) -> Coroutine[Any, Any, None]:
         """Apply configuration; the plugin stays LOADED (no StateChanged)."""
-        transition = TRANSITIONS["init_plugin"]
-        return self._run(entry, transition, self.check(entry, "init_plugin", transition.allowed))
+        return self._plain("init_plugin", entry)
 
     async def start(self, entry: Entry) -> None:
         """LOADED -> RUNNING, initialising first if that has not been done."""
@@ -300,13 +304,11 @@ class Lifecycle:
 
     def pause(self, entry: Entry) -> Coroutine[Any, Any, None]:
         """RUNNING -> PAUSED."""
-        transition = TRANSITIONS["pause"]
-        return self._run(entry, transition, self.check(entry, "pause", transition.allowed))
+        return self._plain("pause", entry)
 
     def resume(self, entry: Entry) -> Coroutine[Any, Any, None]:
         """PAUSED -> RUNNING."""
-        transition = TRANSITIONS["resume"]
-        return self._run(entry, transition, self.check(entry, "resume", transition.allowed))
+        return self._plain("resume", entry)
 
     async def stop(self, entry: Entry) -> None:
         """RUNNING or PAUSED -> LOADED. New executes are refused from the moment it begins."""
