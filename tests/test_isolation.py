@@ -590,12 +590,19 @@ def test_the_documentation_example(tmp_path: Path) -> None:
     check_example_output(EXAMPLE / "host.py", tmp_path, env)
 
 
-async def test_hot_reload_leaves_an_isolated_plugin_alone(make_kernel: Callable[..., Any]) -> None:
+async def test_a_reload_of_an_isolated_plugin_starts_a_new_worker_and_never_imports_it(
+    make_kernel: Callable[..., Any],
+) -> None:
     kernel = await make_kernel()
-    with pytest.raises(PluginError, match="runs in a worker process"):
-        await kernel.manager.reload("faulty", force=True)
+    old = int(await kernel.execute("pid"))
+    assert await kernel.manager.reload("faulty", force=True) is True
+    assert (await kernel.manager.stats())["faulty"] == {"count": 1}  # carried, as of its start
+    new = int(await kernel.execute("pid"))
+    assert new != old
+    assert not running(old)
     assert "isofaulty" not in sys.modules
     assert await kernel.execute("still") == "echo still"
+    await kernel.bystander_serves()
 
 
 HOST_THAT_DIES = """

@@ -26,7 +26,15 @@ from ._types import PluginState
 if TYPE_CHECKING:
     from ._context import PluginContext
 
-__all__ = ["HOOK_ARGUMENTS", "HookPlugin", "adapt", "as_agent_plugin", "hook_problems"]
+__all__ = [
+    "HOOK_ARGUMENTS",
+    "RELOAD_HOOKS",
+    "HookPlugin",
+    "adapt",
+    "as_agent_plugin",
+    "hook_problems",
+    "offers",
+]
 
 _MARK: Final = f"{PROJECT_NAME}_impl"
 
@@ -230,6 +238,21 @@ class HookPlugin(AgentPlugin, HotReloadable):
         if hook is None:
             return None
         return await _settle(hook(**arguments))
+
+
+#: The optional hooks of hot reload, which a plugin may or may not offer.
+RELOAD_HOOKS: Final = ("refresh", "save_state", "restore_state")
+
+
+def offers(plugin: object, hook: str) -> bool:
+    """Whether ``plugin`` implements ``hook`` (one of :data:`RELOAD_HOOKS`).
+
+    A module of hooks and an isolated plugin's proxy (which stands for a plugin
+    in a worker) answer for themselves; any other plugin offers what it defines.
+    """
+    if isinstance(plugin, HookPlugin) or getattr(type(plugin), "mofa_isolated", False):
+        return bool(plugin.implements(hook))  # type: ignore[attr-defined]
+    return callable(getattr(plugin, hook, None))
 
 
 def as_agent_plugin(obj: object, *, label: str) -> AgentPlugin:

@@ -41,7 +41,6 @@ from ._runtime import (
     ReloadPort,
     Scheduler,
     describe,
-    trust_refusal,
 )
 from ._types import PluginState
 
@@ -454,15 +453,8 @@ class PluginManager:
     # manager's public verbs and changes the runtime's bookkeeping only through its port.
 
     def _port(self) -> ReloadPort:
-        return ReloadPort(
-            self._registry,
-            self._caller,
-            self._lifecycle,
-            self._scheduler,
-            self._observers,
-            self._context_for,
-            lambda source: trust_refusal(self.settings, source),
-        )
+        parts = (self._registry, self._caller, self._lifecycle, self._scheduler, self._observers)
+        return ReloadPort(*parts, self._context_for, lambda: self.settings, self._supervise)
 
     @property
     def reloader(self) -> HotReloader:

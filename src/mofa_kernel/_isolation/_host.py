@@ -136,6 +136,11 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.pid is not None and not self._reaped
 
+    @property
+    def answering(self) -> bool:
+        """Whether calls can still reach the worker (it runs, and nobody is ending it)."""
+        return self.alive and self.exit is None and not self._closing and self._ending is None
+
     def on_exit(self, listener: Callable[[WorkerExit], object]) -> None:
         """Call ``listener(exit)`` when the worker ends without the host asking it to."""
         self._listeners.append(listener)

@@ -114,6 +114,16 @@ class IsolatedPlugin(AgentPlugin, HotReloadable):
             return self._prepared.launched.pid
         return worker.pid if worker is not None and worker.alive else None
 
+    @property
+    def answering(self) -> bool:
+        """Whether a worker is there to answer calls (not ended, nor being ended)."""
+        worker = self._worker
+        return worker is not None and worker.answering
+
+    def implements(self, hook: str) -> bool:
+        """Whether the plugin in the worker has ``hook`` (``on_plugin_event``, ``save_state``)."""
+        return hook in self._hooks
+
     def __repr__(self) -> str:
         return f"IsolatedPlugin({self._metadata.id!r}, pid={self.worker_pid})"
 

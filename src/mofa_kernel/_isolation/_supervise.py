@@ -41,13 +41,20 @@ class Supervisor:
         self.port = port
         self._tasks: set[asyncio.Task[None]] = set()
         self._watched: list[IsolatedPlugin] = []
+        #: The proxy that serves each plugin now; a hot reload replaces it with a new one.
+        self._current: dict[str, IsolatedPlugin] = {}
         #: Crash reports and restarts, in order, for whoever wants to look (tests, stats).
         self.history: list[tuple[str, str]] = []
 
     def watch(self, proxy: IsolatedPlugin, policy: RestartPolicy | None = None) -> None:
-        """Handle every unasked end of ``proxy``'s workers under ``policy`` (default 3 in 60 s)."""
+        """Handle every unasked end of ``proxy``'s workers under ``policy`` (default 3 in 60 s).
+
+        ``proxy`` replaces the plugin's previous proxy (after a hot reload): the
+        end of the previous one's worker, still finishing its calls, is no crash.
+        """
         rules = policy if policy is not None else RestartPolicy()
         self._watched.append(proxy)
+        self._current[proxy.metadata.id] = proxy
         proxy.on_worker_exit(lambda ended: self._crashed(proxy, rules, ended))
 
     async def shut_down(self) -> None:
@@ -58,6 +65,8 @@ class Supervisor:
 
     def _crashed(self, proxy: IsolatedPlugin, policy: RestartPolicy, ended: WorkerExit) -> None:
         plugin_id = proxy.metadata.id
+        if self._current.get(plugin_id) is not proxy:
+            return  # a previous version's worker: its calls fail, the plugin serves on
         self.port.crashed(plugin_id, str(ended))
         if not policy.allow():
             self.history.append((plugin_id, "given up"))

@@ -246,7 +246,7 @@ class _Worker:
 
     def import_plugin(self, spec: dict[str, Any]) -> None:
         """Import the entry point named by ``spec`` and say who the plugin is, or why not."""
-        from mofa_kernel._adapters import _marked_members, as_agent_plugin
+        from mofa_kernel._adapters import RELOAD_HOOKS, _marked_members, as_agent_plugin, offers
         from mofa_kernel._discovery import PluginSource, load_plugin_object
         from mofa_kernel._wire import to_data
 
@@ -265,7 +265,9 @@ class _Worker:
         self.plugin = plugin
         hooks = dict(_marked_members(obj))
         self.observer = hooks.get("on_plugin_event")
-        self.send([META, to_data(plugin.metadata), sorted(hooks)])
+        # The hot-reload hooks it offers count as hooks too: a reload asks for those alone.
+        offered = {name for name in RELOAD_HOOKS if offers(plugin, name)}
+        self.send([META, to_data(plugin.metadata), sorted(offered.union(hooks))])
 
     def begin(self, call_id: int, method: str, args: list[Any]) -> tuple[Any, Any] | None:
         """Start the call; answer it if it ends in its first step, else return (coroutine, what

@@ -183,10 +183,13 @@ class HotReloader:
         record = self._manager.record(plugin_id)  # PluginNotFoundError for an unknown id
         tracker = Tracker(plugin_id)
         try:
-            if _runs_in_worker(self._manager, plugin_id):
-                # Its code must never be imported here; a reload would need a new worker.
-                raise NotReloadable('it runs in a worker process (isolation = "process")')
-            if record.source is not None:
+            spec = self._port.worker_spec(plugin_id)
+            if spec is not None:
+                # Its code is never imported here: it is found on disk, a new worker imports it.
+                module = spec.entry_point.partition(":")[0]
+                tracker.recipe = Recipe("source", module)
+                root = entry_point_root(module)
+            elif record.source is not None:
                 tracker.recipe = Recipe("source", record.source.module)
                 root = entry_point_root(record.source.module)
             else:
@@ -524,12 +527,3 @@ def _installed_copy(unit: CodeUnit, record: PluginRecord) -> bool:
         name.endswith(".dist-info") and normalize_name(name.split("-")[0]) == wanted
         for name in names
     )
-
-
-def _runs_in_worker(manager: ReloadHost, plugin_id: str) -> bool:
-    """Whether ``plugin_id`` is served by a worker process (its code is never imported here)."""
-    try:
-        plugin = manager.get(plugin_id)
-    except PluginError:  # no instance: it failed before one was made
-        return False
-    return bool(getattr(type(plugin), "mofa_isolated", False))

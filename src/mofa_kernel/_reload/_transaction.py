@@ -17,6 +17,10 @@ returned it is stopped, its leftover background tasks are cancelled and
 awaited, and it is unloaded. If a step fails, the half-built instance is
 taken down, the module snapshot is put back, and the old instance never
 stopped serving.
+
+An isolated plugin's new code is imported by a new worker, never here (see
+``_workers``): steps 2 and 3 touch nothing of the host's, step 4 starts that
+worker, and the old worker retires, then ends with its process group.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from mofa_kernel._adapters import HookPlugin, as_agent_plugin
+from mofa_kernel._adapters import as_agent_plugin, offers
 from mofa_kernel._errors import (
     PluginConfigError,
     PluginError,
@@ -59,7 +63,9 @@ from ._code import (
     drop_bytecode,
     syntax_error,
 )
+from ._steps import StepFailed, set_state
 from ._tasks import cancel_and_wait, tasks_of
+from ._workers import end_worker, is_worker, spawn
 
 if TYPE_CHECKING:
     from mofa_kernel._plugin import AgentPlugin
@@ -69,7 +75,7 @@ if TYPE_CHECKING:
 
     from ._host import ReloadHost
 
-__all__ = ["Attempt", "AttemptResult", "Tracker"]
+__all__ = ["Attempt", "AttemptResult", "Tracker", "offers"]
 
 UNLOADED: Final = PluginState.UNLOADED
 LOADING: Final = PluginState.LOADING
@@ -155,31 +161,6 @@ class AttemptResult:
     retired: asyncio.Task[None] | None = None
 
 
-class _StepFailed(Exception):
-    """A step of the transaction failed; ``message`` is the line for ReloadFailed."""
-
-    def __init__(
-        self, step: str, message: str, *, timeout: float | None = None, final: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.step = step
-        self.message = message
-        self.timeout = timeout
-        self.final = final
-
-
-def _set_state(plugin: AgentPlugin, state: PluginState) -> None:
-    with contextlib.suppress(AttributeError):  # a read-only ``state`` property
-        plugin.state = state
-
-
-def offers(plugin: object, hook: str) -> bool:
-    """Whether ``plugin`` implements ``hook`` (``save_state``, ``restore_state``, ``refresh``)."""
-    if isinstance(plugin, HookPlugin):
-        return plugin.implements(hook)
-    return callable(getattr(plugin, hook, None))
-
-
 class Attempt:
     """One reload attempt of one plugin; :meth:`run` never raises for the plugin's failures."""
 
@@ -222,7 +203,7 @@ class Attempt:
             else:
                 retired = None
                 await self._replace_stopped(record)
-        except _StepFailed as failure:
+        except StepFailed as failure:
             return await self._failed(failure, began, hot=hot)
         except BaseException:
             # Cancelled (the reloader is stopping) or interrupted: say so, then let it end us.
@@ -238,7 +219,7 @@ class Attempt:
         self.timeout = self.manager.record(self.pid).timeout
         try:
             await self._call("refresh", plugin.refresh)  # type: ignore[attr-defined]
-        except _StepFailed as failure:
+        except StepFailed as failure:
             self.manager.emit(
                 ReloadEvent.ReloadFailed(
                     plugin_id=self.pid, path=self.path, error=failure.message, attempt=self.attempt
@@ -263,7 +244,7 @@ class Attempt:
             )
         )
 
-    async def _failed(self, failure: _StepFailed, began: float, *, hot: bool) -> AttemptResult:
+    async def _failed(self, failure: StepFailed, began: float, *, hot: bool) -> AttemptResult:
         manager = self.manager
         message = failure.message
         manager.emit(
@@ -299,8 +280,9 @@ class Attempt:
         state = record.state
         old = manager.get(self.pid)
         unit = self._unit()
+        spec = self.port.worker_spec(self.pid)
         self._trust_check()
-        self._syntax_check(unit)
+        self._syntax_check(unit, in_worker=spec is not None)
         snapshot = ModuleSnapshot(unit)
         old_namespaces = snapshot.namespaces()
         new: AgentPlugin | None = None
@@ -308,36 +290,36 @@ class Attempt:
         loaded = started = False
         try:
             self._forget_modules(unit, snapshot)
-            new = self._build(record)
+            new = self._build(record) if spec is None else await spawn(spec, self.pid, self.timeout)
             new_namespaces = current_namespaces(unit)
             ctx = self.port.context(self.pid)
             agent = new
-            _set_state(agent, LOADING)
+            set_state(agent, LOADING)
             # plugin settings (issue 14): the new code's settings_type is filled before its load
             await self._call("load", lambda: load_with_settings(self.pid, agent, ctx))
             loaded = True
-            _set_state(agent, LOADED)
+            set_state(agent, LOADED)
             if state != LOADED or self.port.initialized(self.pid):
                 await self._call("init_plugin", agent.init_plugin)
             restored = await self._carry_state(old, agent)
             if state in (RUNNING, PAUSED):
                 await self._call("start", agent.start)
                 started = True
-                _set_state(agent, RUNNING)
+                set_state(agent, RUNNING)
                 if state == PAUSED:
                     await self._call("pause", agent.pause)
-                    _set_state(agent, PAUSED)
+                    set_state(agent, PAUSED)
             calls = self.port.calls(self.pid)
             try:
                 self.port.swap(self.pid, agent, state, ctx)
             except PluginError as exc:
-                raise _StepFailed("swap", f"swap: {exc}") from None
+                raise StepFailed("swap", f"swap: {exc}") from None
         except BaseException as exc:
             problems = await self._discard(
                 new, loaded=loaded, started=started, namespaces=new_namespaces
             )
             snapshot.restore()
-            if isinstance(exc, _StepFailed) and problems:
+            if isinstance(exc, StepFailed) and problems:
                 exc.message += "; cleaning up the new instance: " + "; ".join(problems)
             raise
         if restored:
@@ -366,7 +348,7 @@ class Attempt:
         try:
             data = to_json_value(raw)  # a deep copy into plain data: nothing of the old code
         except PluginConfigError as exc:
-            raise _StepFailed(
+            raise StepFailed(
                 "save_state", f"save_state: returned {type(raw).__name__}, not JSON data ({exc})"
             ) from None
         self.saved = data
@@ -380,12 +362,15 @@ class Attempt:
         if new is None:
             return []
         problems = []
-        if started:
+        # A new worker that crashed or overran a deadline is past running hooks: it is ended.
+        answers = not is_worker(new) or new.answering
+        if started and answers:
             problems += await self._try("stop", new.stop)
         problems += await cancel_and_wait(tasks_of(new, namespaces), self._wait_limit())
-        if loaded:
+        if loaded and answers:
             problems += await self._try("unload", new.unload)
-        _set_state(new, UNLOADED)
+        await end_worker(new)
+        set_state(new, UNLOADED)
         return problems
 
     async def _take_down(self, message: str) -> None:
@@ -398,7 +383,7 @@ class Attempt:
         if self.config.preserve_state:
             if self.saved is _NOTHING and offers(old, "save_state"):
                 # If even that fails there is nothing to carry: the next version starts afresh.
-                with contextlib.suppress(_StepFailed):
+                with contextlib.suppress(StepFailed):
                     await self._save(old)
             if self.saved is not _NOTHING:
                 self.tracker.carried = self.saved
@@ -418,14 +403,16 @@ class Attempt:
     async def _replace_stopped(self, record: PluginRecord) -> None:
         manager = self.manager
         unit = self._unit()
+        spec = self.port.worker_spec(self.pid)
         self._trust_check()
-        self._syntax_check(unit)
+        self._syntax_check(unit, in_worker=spec is not None)
         snapshot = ModuleSnapshot(unit)
         old_namespaces = snapshot.namespaces()
         old = manager.get(self.pid) if record.status == "registered" else None
+        new: AgentPlugin | None = None
         try:
             self._forget_modules(unit, snapshot)
-            new = self._build(record)
+            new = self._build(record) if spec is None else await spawn(spec, self.pid, self.timeout)
             if old is not None and record.state.is_error:
                 with contextlib.suppress(PluginError):  # recorded by the manager; we go on
                     await manager.unload(self.pid)
@@ -435,13 +422,15 @@ class Attempt:
                 else:
                     self.port.swap(self.pid, new, manager.state(self.pid), None)
             except PluginError as exc:
-                raise _StepFailed("swap", f"swap: {exc}") from None
+                raise StepFailed("swap", f"swap: {exc}") from None
         except BaseException:
             snapshot.restore()
+            await end_worker(new)
             raise
         # The old code was not serving: from here on the new code stays, working or not.
         self._refresh_unit(unit)
         if old is not None:
+            await end_worker(old)  # a worker started at discovery and never loaded
             await cancel_and_wait(tasks_of(old, old_namespaces), self._wait_limit())
             if not record.state.is_error:
                 return  # UNLOADED by the host's choice: it stays so, with the new code
@@ -453,14 +442,14 @@ class Attempt:
             await manager.load(self.pid)
             await manager.init_plugin(self.pid)
         except PluginError as exc:
-            raise _StepFailed(exc.hook or "load", str(exc)) from None
+            raise StepFailed(exc.hook or "load", str(exc)) from None
         carried, self.tracker.carried = self.tracker.carried, _NOTHING
         if carried is not _NOTHING and self.config.preserve_state:
             plugin = manager.get(self.pid)
             if offers(plugin, "restore_state"):
                 try:
                     await self._call("restore_state", lambda: plugin.restore_state(carried))  # type: ignore[attr-defined]
-                except _StepFailed as failure:
+                except StepFailed as failure:
                     self.port.fail(self.pid, failure.message)
                     raise
                 manager.emit(ReloadEvent.StateRestored(plugin_id=self.pid))
@@ -468,7 +457,7 @@ class Attempt:
             try:
                 await manager.start(self.pid)
             except PluginError as exc:
-                raise _StepFailed(exc.hook or "start", str(exc)) from None
+                raise StepFailed(exc.hook or "start", str(exc)) from None
 
     # -- retiring the old instance --------------------------------------------------------
 
@@ -483,10 +472,10 @@ class Attempt:
             )
         if was_up:
             problems += await self._try("stop", old.stop)
-            _set_state(old, LOADED)
+            set_state(old, LOADED)
         problems += await cancel_and_wait(tasks_of(old, namespaces), self._wait_limit())
         problems += await self._try("unload", old.unload)
-        _set_state(old, UNLOADED)
+        set_state(old, UNLOADED)
         for problem in problems:
             self.manager.emit(
                 PluginEvent.PluginError(
@@ -518,7 +507,7 @@ class Attempt:
 
     def _unit(self) -> CodeUnit:
         if self.unit is None:
-            raise _StepFailed("import", self.tracker.problem or "import: no code to reload")
+            raise StepFailed("import", self.tracker.problem or "import: no code to reload")
         return self.unit
 
     def _refresh_unit(self, unit: CodeUnit) -> None:
@@ -531,25 +520,27 @@ class Attempt:
         # (an upgrade, or an edit of the installed files); the old version keeps serving.
         refusal = self.port.trust_refusal(self.pid)
         if refusal is not None:
-            raise _StepFailed("trust check", f"trust check: {refusal}", final=True)
+            raise StepFailed("trust check", f"trust check: {refusal}", final=True)
 
-    def _syntax_check(self, unit: CodeUnit) -> None:
+    def _syntax_check(self, unit: CodeUnit, *, in_worker: bool) -> None:
         # The modules that will be imported again; a new module is checked by its import.
         files = {path for path in unit.loaded_files() if path.suffix == ".py"}
         files.update(path for path in unit.files if path.suffix == ".py")
+        if in_worker:  # nothing of it is imported here: check the changed files (compiled only)
+            files.update(path for path in self._changed(unit) if path.suffix == ".py")
         error = syntax_error(sorted(files))
         if error is not None:
-            raise _StepFailed(
+            raise StepFailed(
                 "syntax check", describe_failure("syntax check", error, unit), final=True
             )
 
+    def _changed(self, unit: CodeUnit) -> list[Path]:
+        if self.fingerprint is not None:
+            return self.fingerprint.changed_sources(self.tracker.loaded)
+        return unit.loaded_files()
+
     def _forget_modules(self, unit: CodeUnit, snapshot: ModuleSnapshot) -> None:
-        changed = (
-            self.fingerprint.changed_sources(self.tracker.loaded)
-            if self.fingerprint is not None
-            else unit.loaded_files()
-        )
-        drop_bytecode(changed)
+        drop_bytecode(self._changed(unit))
         snapshot.clear()
         importlib.invalidate_caches()
         linecache.checkcache()
@@ -563,14 +554,14 @@ class Attempt:
         except (Exception, SystemExit) as exc:
             message = describe_failure("import", exc, self.unit)
             # The same bytes cannot compile differently: no retry for a syntax error.
-            raise _StepFailed("import", message, final=isinstance(exc, SyntaxError)) from exc
+            raise StepFailed("import", message, final=isinstance(exc, SyntaxError)) from exc
         try:
             target = recipe.build(source)
             agent = as_agent_plugin(target, label=repr(self.pid))
         except (Exception, SystemExit) as exc:
-            raise _StepFailed("construct", describe_failure("construct", exc, self.unit)) from exc
+            raise StepFailed("construct", describe_failure("construct", exc, self.unit)) from exc
         if agent.metadata.id != self.pid:
-            raise _StepFailed(
+            raise StepFailed(
                 "construct",
                 f"construct: the new code describes plugin {agent.metadata.id!r}, not {self.pid!r}",
             )
@@ -580,7 +571,7 @@ class Attempt:
         return self.timeout if self.timeout is not None else _NO_DEADLINE_WAIT
 
     async def _call(self, step: str, call: Callable[[], Any], *, returns: bool = False) -> Any:
-        """Run one plugin call under the plugin's deadline; a failure is a :class:`_StepFailed`."""
+        """Run one plugin call under the plugin's deadline; a failure is a :class:`StepFailed`."""
         try:
             return await self.port.trial(step, call, self.timeout, returns=returns)
         except TrialFailed as failed:
@@ -589,11 +580,11 @@ class Attempt:
                 if failed.cause is None
                 else describe_failure(step, failed.cause, self.unit)
             )
-            raise _StepFailed(step, message, timeout=failed.timeout) from failed.cause
+            raise StepFailed(step, message, timeout=failed.timeout) from failed.cause
 
     async def _try(self, step: str, call: Callable[[], Any]) -> list[str]:
         try:
             await self._call(step, call)
-        except _StepFailed as failure:
+        except StepFailed as failure:
             return [failure.message]
         return []

@@ -3,7 +3,8 @@
 Hot reload (:mod:`mofa_kernel._reload`) drives plugins through the manager's
 public verbs; what it needs beyond them (a context for a new instance, the
 swap of instances, a first instance for a plugin that could not be imported,
-forgetting an uninstalled plugin) is here, and nowhere else.
+forgetting an uninstalled plugin, the worker an isolated plugin's new code
+runs in) is here, and nowhere else.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ._scheduler import Scheduler
 
 if TYPE_CHECKING:
     from mofa_kernel._config import KernelSettings
+    from mofa_kernel._isolation import WorkerSpec
     from mofa_kernel._source import PluginSource
 
 __all__ = ["ReloadPort", "trust_refusal"]
@@ -58,7 +60,8 @@ class ReloadPort:
         scheduler: Scheduler,
         observers: Observers,
         make_context: Callable[[str], PluginContext],
-        trust_refusal: Callable[[PluginSource], str | None],
+        settings: Callable[[], KernelSettings],
+        supervise: Callable[[str], None],
     ) -> None:
         self._registry = registry
         self._caller = caller
@@ -66,7 +69,8 @@ class ReloadPort:
         self._scheduler = scheduler
         self._observers = observers
         self._make_context = make_context
-        self._trust_refusal = trust_refusal
+        self._settings = settings
+        self._supervise = supervise
 
     def context(self, plugin_id: str) -> PluginContext:
         """A context for a new instance of ``plugin_id``: its config, shared state and events."""
@@ -106,6 +110,7 @@ class ReloadPort:
         entry.metadata = metadata
         entry.mirror_state = True
         self._lifecycle.mirror(entry)
+        self._supervise(plugin_id)  # a new worker is restarted by the policy, the old one no more
         return old
 
     def swap(
@@ -139,6 +144,7 @@ class ReloadPort:
         entry.error = None
         self._observers.move(entry, agent, agent)
         self._lifecycle.set_state(entry, PluginState.UNLOADED)
+        self._supervise(plugin_id)
 
     def _checked(self, plugin_id: str, plugin: object) -> tuple[AgentPlugin, PluginMetadata]:
         agent, metadata = adapt(plugin, label=repr(plugin_id))
@@ -156,7 +162,35 @@ class ReloadPort:
     def trust_refusal(self, plugin_id: str) -> str | None:
         """Why new code of ``plugin_id`` must not be imported under the trust lock, or None."""
         source = self._registry.get(plugin_id).source
-        return None if source is None else self._trust_refusal(source)
+        return None if source is None else trust_refusal(self._settings(), source)
+
+    def worker_spec(self, plugin_id: str) -> WorkerSpec | None:
+        """The worker that new code of ``plugin_id`` runs in, or None for an inline plugin.
+
+        An isolated plugin's code is never imported in the host: a reload starts
+        a worker from this spec. It is the serving worker's, with the entry point
+        of the plugin's source now (an upgrade may have moved it).
+        """
+        entry = self._registry.get(plugin_id)
+        plugin, source = entry.plugin, entry.source
+        if getattr(type(plugin), "mofa_isolated", False):
+            import attrs
+
+            spec: WorkerSpec = plugin.spec  # type: ignore[union-attr]
+            if source is None:
+                return spec
+            entry_point, distribution = source.entry_point, source.distribution
+            return attrs.evolve(
+                spec, entry_point=entry_point, distribution=distribution, group=source.group
+            )
+        settings = self._settings()
+        if plugin is None and source is not None:
+            if settings.plugin_isolation(plugin_id) != "process":
+                return None
+            from mofa_kernel._isolation._setup import worker_spec
+
+            return worker_spec(source, settings)  # it failed in its worker at discovery
+        return None
 
     def set_source(self, plugin_id: str, source: PluginSource) -> None:
         """Record that ``plugin_id`` now comes from ``source`` (an upgraded distribution)."""

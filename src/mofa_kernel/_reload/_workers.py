@@ -1,0 +1,66 @@
+"""New code of an isolated plugin: a fresh worker imports it, the host never does.
+
+A reload of a plugin with ``isolation = "process"`` starts a second worker
+beside the one serving, from the same :class:`~mofa_kernel._isolation.WorkerSpec`
+(with the entry point an upgrade may have moved). That worker imports the
+new code and answers with the plugin's metadata; from there the transaction
+drives its proxy like any new instance (load, init, state, start, swap). A
+worker that will not serve is ended with its whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, TypeGuard
+
+from mofa_kernel._errors import PluginError
+
+from ._steps import StepFailed
+
+if TYPE_CHECKING:
+    from mofa_kernel._isolation import IsolatedPlugin, WorkerSpec
+
+__all__ = ["end_worker", "is_worker", "spawn"]
+
+
+def is_worker(plugin: object) -> TypeGuard[IsolatedPlugin]:
+    """Whether ``plugin`` is an isolated plugin's proxy (told without importing its module)."""
+    return bool(getattr(type(plugin), "mofa_isolated", False))
+
+
+async def spawn(spec: WorkerSpec, plugin_id: str, deadline: float | None) -> IsolatedPlugin:
+    """A proxy whose new worker has imported the new code; :class:`StepFailed` if it cannot.
+
+    The import runs under the plugin's deadline: a worker whose import never
+    ends is ended, which an import in the host could not be.
+    """
+    from mofa_kernel._isolation import IsolatedPlugin
+
+    try:
+        proxy = await asyncio.wait_for(IsolatedPlugin.spawn(spec, deadline=deadline), deadline)
+    except asyncio.TimeoutError:
+        raise StepFailed(
+            "import", f"import: timed out after {deadline:g}s", timeout=deadline
+        ) from None
+    except (PluginError, OSError) as exc:
+        raise StepFailed("import", f"import: {_without_prefix(str(exc), spec)}") from None
+    if proxy.metadata.id != plugin_id:
+        found = proxy.metadata.id
+        await proxy.shut_down()
+        raise StepFailed(
+            "construct",
+            f"construct: the new code describes plugin {found!r}, not {plugin_id!r}",
+        )
+    return proxy
+
+
+def _without_prefix(message: str, spec: WorkerSpec) -> str:
+    """The worker's own words, without the "worker of plugin 'x': " the host put first."""
+    prefix = f"worker of plugin {spec.plugin_id!r}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+async def end_worker(plugin: object) -> None:
+    """End ``plugin``'s worker and process group, if it is an isolated plugin's proxy."""
+    if is_worker(plugin):
+        await plugin.shut_down()
