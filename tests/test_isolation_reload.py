@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from _fakesite import fake_site
 from _hotcode import Code, Events, code_fixture, is_, reload_events
 from mofa_kernel import (
     HotReloadConfig,
@@ -354,3 +355,61 @@ async def test_a_failed_edit_is_retried_by_the_watchers_and_a_fix_serves(
     assert not running(old)
     assert importlib.util.find_spec(kernel.package) is not None  # still on disk, never imported
     assert kernel.package not in sys.modules
+
+
+# -- plugins that are down ---------------------------------------------------------------------
+
+
+async def test_a_plugin_left_down_after_a_crash_comes_back_with_the_new_code(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel(max_restarts=0)
+    manager = kernel.manager
+    crashed = await kernel.pid()
+    with pytest.raises(PluginExecutionError, match="worker exited with code 5"):
+        await manager.execute("iso", "exit")
+    await manager.settle()
+    assert manager.state("iso").is_error
+    kernel.write(source("v2"))
+    assert await manager.reload("iso") is True
+    assert manager.state("iso") == PluginState.RUNNING
+    assert await manager.execute("iso", "x") == "v2:x:1"
+    assert await kernel.pid() == kernel.worker_of("v2") != crashed
+
+
+async def test_a_plugin_whose_worker_could_not_import_it_at_discovery_is_revived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = next(fake_site(tmp_path, monkeypatch))
+    broken = source("v1", header="raise RuntimeError('not yet')")
+    site.add("iso-late", plugins={"iso": "isolate:Plugin"}, files={"isolate.py": broken})
+    monkeypatch.setenv("MOFA_PLUGINS", "iso")
+    settings = KernelSettings(plugins={"iso": PluginSection(isolation="process")})
+    async with PluginManager(timeout=10.0, settings=settings) as manager:
+        (record,) = manager.discover().records
+        assert record.status == "failed"
+        assert "RuntimeError: not yet" in (record.error or "")
+        Code.write(site.root / "isolate.py", source("v2"))
+        assert await manager.reload("iso") is True
+        assert manager.state("iso") == PluginState.RUNNING
+        worker = int(await manager.execute("iso", "pid"))
+        assert worker == manager.shared_state.get("pid:v2") != os.getpid()
+        assert "isolate" not in sys.modules
+    assert not running(worker)
+
+
+async def test_without_rollback_a_failure_ends_the_old_worker_and_a_fix_carries_its_state(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel(hot_reload=HotReloadConfig(auto_rollback=False))
+    manager = kernel.manager
+    old = await kernel.pid()
+    kernel.write(source("v2", start="raise RuntimeError('cannot start')"))
+    with pytest.raises(PluginLifecycleError, match="start: RuntimeError: cannot start"):
+        await manager.reload("iso")
+    assert manager.state("iso").is_error
+    assert not running(old)
+    assert not running(kernel.worker_of("v2"))
+    kernel.write(source("v3"))
+    assert await manager.reload("iso") is True
+    assert await manager.execute("iso", "x") == "v3:x:2"  # the count of v1's worker came across
