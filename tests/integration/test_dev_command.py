@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -32,6 +33,8 @@ BIN = "Scripts" if sys.platform == "win32" else "bin"
 WAIT = 90.0
 
 PLUGIN = """\
+import os
+
 from mofa_kernel import AgentPlugin, HotReloadable, PluginMetadata, PluginType
 
 VERSION = "{version}"
@@ -45,6 +48,8 @@ class Plugin(AgentPlugin, HotReloadable):
 
     async def execute(self, input):
         self.calls += 1
+        if input == "pid":
+            return str(os.getpid())
         return VERSION + ":" + input + ":" + str(self.calls)
 
     async def save_state(self):
@@ -149,7 +154,22 @@ class Session:
 
 @pytest.fixture
 def session(dev_venv: DevVenv, tmp_path: Path) -> Iterator[Session]:
-    (tmp_path / "mofa.toml").write_text('[hot_reload]\nstrategy = "immediate"\n', "utf-8")
+    yield from dev_session(dev_venv, tmp_path, "")
+
+
+@pytest.fixture
+def isolated_session(dev_venv: DevVenv, tmp_path: Path) -> Iterator[Session]:
+    dev_venv.pip("install", "--no-deps", dev_venv.wheel("dev_extra-1.0"))
+    try:
+        yield from dev_session(dev_venv, tmp_path, '[kernel]\nisolation = "process"\n')
+    finally:
+        dev_venv.pip("uninstall", "--yes", "dev-extra")
+
+
+def dev_session(dev_venv: DevVenv, tmp_path: Path, config: str) -> Iterator[Session]:
+    """``mofa-kernel dev --json`` with immediate reloads and ``config`` in its mofa.toml."""
+    config += '[hot_reload]\nstrategy = "immediate"\n'
+    (tmp_path / "mofa.toml").write_text(config, "utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOFA_", "PYTHON"))}
     env.pop("VIRTUAL_ENV", None)
     process = subprocess.Popen(
@@ -208,6 +228,62 @@ def test_dev_reloads_edits_and_follows_installs(dev_venv: DevVenv, session: Sess
 
     session.send("quit")
     session.until("PluginUnloaded", plugin_id="edit")
+    assert session.process.wait(timeout=WAIT) == 0
+    assert session.process.stderr is not None
+    assert session.process.stderr.read() == ""
+
+
+def ends(pid: int) -> bool:
+    """Whether process ``pid`` ends (or has ended) within :data:`WAIT`: awaited on a pidfd."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], WAIT)[0])
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers need pidfds")
+def test_dev_reloads_isolated_plugins_in_new_workers(
+    dev_venv: DevVenv, isolated_session: Session
+) -> None:
+    session = isolated_session
+    assert session.until("Ready") == {"plugins": ["edit", "extra"]}
+
+    def worker(plugin_id: str) -> int:
+        session.send(f"{plugin_id} pid")
+        pid = int(session.until("ExecuteResult", plugin_id=plugin_id)["output"])
+        assert pid != session.process.pid
+        return pid
+
+    # An edit of the editable plugin: a new worker imports it, the count comes across.
+    first = worker("edit")
+    original = dev_venv.edit_source.read_text("utf-8")
+    version = next(line for line in original.splitlines() if line.startswith("VERSION = "))
+    try:
+        dev_venv.edit_source.write_text(original.replace(version, 'VERSION = "iso"'), "utf-8")
+        assert session.until("ReloadCompleted", plugin_id="edit")["success"] is True
+        second = worker("edit")
+        session.send("edit x")
+        assert session.until("ExecuteResult", plugin_id="edit")["output"] == "iso:x:3"
+    finally:
+        dev_venv.edit_source.write_text(original, "utf-8")
+    assert second != first
+    assert ends(first)  # the old worker retires once the swap is done
+
+    # pip upgrades an isolated plugin's distribution: a reload in a new worker, with its state.
+    before = worker("extra")
+    dev_venv.pip("install", "--no-deps", dev_venv.wheel("dev_extra-2.0"))
+    assert session.until("ReloadCompleted", plugin_id="extra", success=True)
+    session.send("extra y")
+    assert session.until("ExecuteResult", plugin_id="extra")["output"] == "v2:y:2"
+    assert worker("extra") != before
+    assert ends(before)
+
+    session.send("quit")
+    session.until("PluginUnloaded", plugin_id="extra")
     assert session.process.wait(timeout=WAIT) == 0
     assert session.process.stderr is not None
     assert session.process.stderr.read() == ""
