@@ -243,6 +243,19 @@ async def test_the_old_worker_dying_while_it_retires_is_no_crash_of_the_plugin(
     assert changes == []  # no error state, no restart
 
 
+async def test_a_changed_compiled_extension_is_loaded_by_a_new_worker(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel()
+    extension = kernel.file.with_name("_speedups.so")  # never imported: its change is enough
+    extension.write_bytes(b"build 1")
+    assert await kernel.manager.reload("iso", force=True) is True
+    before = await kernel.pid()
+    extension.write_bytes(b"build 2, longer")
+    assert await kernel.manager.reload("iso") is True  # inline, this would ask for a restart
+    assert await kernel.pid() != before
+
+
 # -- rollback ----------------------------------------------------------------------------------
 
 
@@ -413,3 +426,11 @@ async def test_without_rollback_a_failure_ends_the_old_worker_and_a_fix_carries_
     kernel.write(source("v3"))
     assert await manager.reload("iso") is True
     assert await manager.execute("iso", "x") == "v3:x:2"  # the count of v1's worker came across
+
+
+def test_the_documentation_example(tmp_path: Path) -> None:
+    """docs/isolation.md's hot-reload example prints exactly its .out file."""
+    from _examples import check_example_output
+
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "isolation"
+    check_example_output(example / "hot_reload.py", tmp_path)

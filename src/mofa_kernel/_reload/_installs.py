@@ -23,7 +23,7 @@ from mofa_kernel._events import ReloadEvent
 from mofa_kernel._types import PluginState
 
 from ._code import CodeUnit, current_namespaces
-from ._tasks import cancel_and_wait, tasks_of
+from ._tasks import cancel_and_wait, tasks_of, wait_event
 from ._transaction import Tracker
 
 if TYPE_CHECKING:
@@ -100,8 +100,7 @@ class Installs:
             while True:
                 while (delay := self._due - loop.time()) > 0:
                     self._seen.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._seen.wait(), delay)
+                    await wait_event(self._seen, delay)
                 due = self._due
                 self._working = True
                 try:

@@ -33,6 +33,7 @@ from ._code import (
 )
 from ._folders import WatchedFolders
 from ._installs import Installs
+from ._tasks import wait_event
 from ._transaction import Attempt, AttemptResult, Tracker, offers
 from ._watch import Changes
 
@@ -188,6 +189,7 @@ class HotReloader:
                 # Its code is never imported here: it is found on disk, a new worker imports it.
                 module = spec.entry_point.partition(":")[0]
                 tracker.recipe = Recipe("source", module)
+                tracker.in_worker = True
                 root = entry_point_root(module)
             elif record.source is not None:
                 tracker.recipe = Recipe("source", record.source.module)
@@ -269,6 +271,8 @@ class HotReloader:
     def _unchanged(self, tracker: Tracker, fingerprint: Fingerprint) -> bool:
         if tracker.loaded is None or fingerprint.code != tracker.loaded.code:
             return False
+        if tracker.in_worker and fingerprint.native != tracker.loaded.native:
+            return False  # a new worker process loads a changed compiled extension
         record = self._manager.record(tracker.plugin_id)
         return record.status == "registered" and not record.state.is_error
 
@@ -379,8 +383,7 @@ class HotReloader:
 
     async def _nap(self, tracker: Tracker, seconds: float) -> None:
         """Sleep ``seconds``, or until the next change of this plugin."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(tracker.wake.wait(), seconds)
+        await wait_event(tracker.wake, seconds)
         tracker.wake.clear()
 
     async def _strategy_allows(self, tracker: Tracker) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from mofa_kernel._runtime import is_guard_frame
 
-__all__ = ["cancel_and_wait", "tasks_of"]
+__all__ = ["cancel_and_wait", "tasks_of", "wait_event"]
 
 _CHAIN_LIMIT: Final = 1000
 
@@ -90,3 +90,20 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], timeout: float | N
     for task in still:
         problems.append(f"background task {task.get_name()} did not end when cancelled")
     return problems
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` have passed; return whether it is set.
+
+    Before Python 3.12, ``asyncio.wait_for`` returns instead of raising when it
+    is cancelled just as the event is set, and the cancellation is lost (a
+    reloader that would not stop); ``asyncio.wait`` never loses it.
+    """
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
+    return event.is_set()

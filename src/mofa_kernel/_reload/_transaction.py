@@ -127,6 +127,8 @@ class Tracker:
     force: bool = False
     #: The code is an installed copy (beside its dist-info): changes are installs, upgrades.
     installed: bool = False
+    #: The code runs in a worker process (isolated): each version is a new process.
+    in_worker: bool = False
     #: State saved from an instance that was taken down, for the next one that loads.
     carried: object = _NOTHING
     worker: asyncio.Task[None] | None = None
