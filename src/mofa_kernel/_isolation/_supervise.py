@@ -40,7 +40,6 @@ class Supervisor:
     def __init__(self, port: SupervisionPort) -> None:
         self.port = port
         self._tasks: set[asyncio.Task[None]] = set()
-        self._watched: list[IsolatedPlugin] = []
         #: The proxy that serves each plugin now; a hot reload replaces it with a new one.
         self._current: dict[str, IsolatedPlugin] = {}
         #: Crash reports and restarts, in order, for whoever wants to look (tests, stats).
@@ -53,14 +52,13 @@ class Supervisor:
         end of the previous one's worker, still finishing its calls, is no crash.
         """
         rules = policy if policy is not None else RestartPolicy()
-        self._watched.append(proxy)
         self._current[proxy.metadata.id] = proxy
         proxy.on_worker_exit(lambda ended: self._crashed(proxy, rules, ended))
 
     async def shut_down(self) -> None:
         """End the workers still running (a plugin discovered and never unloaded)."""
         await self.settle()
-        for proxy in self._watched:
+        for proxy in list(self._current.values()):
             await proxy.shut_down()
 
     def _crashed(self, proxy: IsolatedPlugin, policy: RestartPolicy, ended: WorkerExit) -> None:

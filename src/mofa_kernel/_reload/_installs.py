@@ -24,7 +24,7 @@ from mofa_kernel._types import PluginState
 
 from ._code import CodeUnit, current_namespaces
 from ._tasks import cancel_and_wait, tasks_of, wait_event
-from ._transaction import Tracker
+from ._tracker import Tracker
 
 if TYPE_CHECKING:
     from mofa_kernel._records import PluginRecord

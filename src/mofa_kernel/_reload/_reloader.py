@@ -34,7 +34,8 @@ from ._code import (
 from ._folders import WatchedFolders
 from ._installs import Installs
 from ._tasks import wait_event
-from ._transaction import Attempt, AttemptResult, Tracker, offers
+from ._tracker import Tracker
+from ._transaction import Attempt, AttemptResult, offers
 from ._watch import Changes
 
 if TYPE_CHECKING:

@@ -57,7 +57,6 @@ from ._code import (
     Fingerprint,
     ModuleSnapshot,
     NotReloadable,
-    Recipe,
     current_namespaces,
     describe_failure,
     drop_bytecode,
@@ -65,6 +64,7 @@ from ._code import (
 )
 from ._steps import StepFailed, set_state
 from ._tasks import cancel_and_wait, tasks_of
+from ._tracker import NOTHING, Tracker
 from ._workers import end_worker, is_worker, spawn
 
 if TYPE_CHECKING:
@@ -96,59 +96,6 @@ _ERROR_FOR_STEP: Final[dict[str, type[PluginError]]] = {
     "load": PluginLoadError,
     "init_plugin": PluginInitError,
 }
-
-_NOTHING: Final = object()
-
-
-@attrs.define(eq=False)
-class Tracker:
-    """What the reloader knows about one plugin's code between reloads."""
-
-    plugin_id: str
-    wake: asyncio.Event = attrs.field(factory=asyncio.Event)
-    recipe: Recipe | None = None
-    unit: CodeUnit | None = None
-    #: Why this plugin cannot be reloaded, if it cannot.
-    problem: str | None = None
-    #: The fingerprint of the code that serves now (None: unknown, reload anything).
-    loaded: Fingerprint | None = None
-    #: Failed attempts per code fingerprint, and when the next may start (loop time).
-    failures: dict[str, int] = attrs.field(factory=dict)
-    retry_at: dict[str, float] = attrs.field(factory=dict)
-    #: A change waits to be handled.
-    pending: bool = False
-    first_change: float | None = None
-    last_change: float = 0.0
-    #: The last changed path, reported in the events.
-    path: Path | None = None
-    #: Manual strategy: changed on disk, waiting for a reload request.
-    stale: bool = False
-    #: Reload even if the code looks unchanged (an upgraded distribution).
-    force: bool = False
-    #: The code is an installed copy (beside its dist-info): changes are installs, upgrades.
-    installed: bool = False
-    #: The code runs in a worker process (isolated): each version is a new process.
-    in_worker: bool = False
-    #: State saved from an instance that was taken down, for the next one that loads.
-    carried: object = _NOTHING
-    worker: asyncio.Task[None] | None = None
-
-    def note(self, path: Path | None, now: float) -> None:
-        """A change was seen (``path=None``: look whether anything changed)."""
-        self.pending = True
-        self.last_change = now
-        if self.first_change is None:
-            self.first_change = now
-        if path is not None:
-            self.path = path
-        self.wake.set()
-
-    def report_path(self) -> Path:
-        if self.path is not None:
-            return self.path
-        if self.unit is not None:
-            return self.unit.main_file()
-        return Path(self.plugin_id)
 
 
 @attrs.frozen
@@ -188,7 +135,7 @@ class Attempt:
         self.path = tracker.report_path()
         self.unit = tracker.unit
         self.timeout: float | None = None
-        self.saved: object = _NOTHING
+        self.saved: object = NOTHING
 
     # -- the whole attempt ----------------------------------------------------------------
 
@@ -383,11 +330,11 @@ class Attempt:
         manager = self.manager
         old = manager.get(self.pid)
         if self.config.preserve_state:
-            if self.saved is _NOTHING and offers(old, "save_state"):
+            if self.saved is NOTHING and offers(old, "save_state"):
                 # If even that fails there is nothing to carry: the next version starts afresh.
                 with contextlib.suppress(StepFailed):
                     await self._save(old)
-            if self.saved is not _NOTHING:
+            if self.saved is not NOTHING:
                 self.tracker.carried = self.saved
         unit = self._unit()
         try:
@@ -445,8 +392,8 @@ class Attempt:
             await manager.init_plugin(self.pid)
         except PluginError as exc:
             raise StepFailed(exc.hook or "load", str(exc)) from None
-        carried, self.tracker.carried = self.tracker.carried, _NOTHING
-        if carried is not _NOTHING and self.config.preserve_state:
+        carried, self.tracker.carried = self.tracker.carried, NOTHING
+        if carried is not NOTHING and self.config.preserve_state:
             plugin = manager.get(self.pid)
             if offers(plugin, "restore_state"):
                 try:
