@@ -605,6 +605,21 @@ async def test_a_reload_of_an_isolated_plugin_starts_a_new_worker_and_never_impo
     await kernel.bystander_serves()
 
 
+async def test_a_reloaded_module_of_hooks_observes_host_events_from_its_new_worker(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel("hooky", "isohooks")
+    old = (await kernel.execute("x")).split()[1]
+    assert "PluginLoaded:bystander" in (await kernel.execute("seen")).split()
+    assert await kernel.manager.reload("hooky", force=True) is True
+    assert (await kernel.execute("x")).split()[1] != old
+    kernel.manager.emit(PluginEvent.Custom(plugin_id="bystander", event_type="ping"))
+    await kernel.manager.settle()
+    seen = (await kernel.execute("seen")).split()
+    assert "Custom:bystander" in seen
+    assert "PluginLoaded:bystander" not in seen  # a new process: the old one's list is gone
+
+
 HOST_THAT_DIES = """
 import asyncio, os, signal, sys
 from mofa_kernel import PluginContext
