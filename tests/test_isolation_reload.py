@@ -350,6 +350,18 @@ async def test_a_new_worker_past_its_deadline_in_its_trial_is_ended(
     assert await rolled_back(kernel, old) == [*ROLLBACK[:1], "StatePreserved", *ROLLBACK[1:]]
 
 
+async def test_an_import_that_never_ends_is_cut_off_at_the_deadline(
+    make_kernel: Callable[..., Any],
+) -> None:
+    kernel = await make_kernel(timeout=1.0)
+    old = await kernel.pid()
+    kernel.write(source("v2", header="while True: pass"))
+    with pytest.raises(PluginTimeoutError, match=r"import: timed out after 1s") as err:
+        await kernel.manager.reload("iso")
+    assert err.value.hook == "import"
+    assert await rolled_back(kernel, old) == ROLLBACK
+
+
 async def test_a_failed_edit_is_retried_by_the_watchers_and_a_fix_serves(
     make_kernel: Callable[..., Any],
 ) -> None:

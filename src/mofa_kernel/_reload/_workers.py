@@ -36,12 +36,18 @@ async def spawn(spec: WorkerSpec, plugin_id: str, deadline: float | None) -> Iso
     """
     from mofa_kernel._isolation import IsolatedPlugin
 
+    # asyncio.wait, not wait_for: before Python 3.12 wait_for may lose a cancellation.
+    task = asyncio.ensure_future(IsolatedPlugin.spawn(spec, deadline=deadline))
     try:
-        proxy = await asyncio.wait_for(IsolatedPlugin.spawn(spec, deadline=deadline), deadline)
-    except asyncio.TimeoutError:
-        raise StepFailed(
-            "import", f"import: timed out after {deadline:g}s", timeout=deadline
-        ) from None
+        await asyncio.wait({task}, timeout=deadline)
+    except BaseException:  # the reload is cancelled: no worker may be left behind
+        await _abandon(task)
+        raise
+    if not task.done():
+        await _abandon(task)
+        raise StepFailed("import", f"import: timed out after {deadline:g}s", timeout=deadline)
+    try:
+        proxy = task.result()
     except (PluginError, OSError) as exc:
         raise StepFailed("import", f"import: {_without_prefix(str(exc), spec)}") from None
     if proxy.metadata.id != plugin_id:
@@ -52,6 +58,14 @@ async def spawn(spec: WorkerSpec, plugin_id: str, deadline: float | None) -> Iso
             f"construct: the new code describes plugin {found!r}, not {plugin_id!r}",
         )
     return proxy
+
+
+async def _abandon(task: asyncio.Task[IsolatedPlugin]) -> None:
+    """Cancel a worker's start (its worker is then ended); end it, if it started meanwhile."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is None:
+        await task.result().shut_down()
 
 
 def _without_prefix(message: str, spec: WorkerSpec) -> str:
