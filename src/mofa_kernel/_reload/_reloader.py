@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from mofa_kernel._adapters import offers
 from mofa_kernel._errors import PluginError, PluginLoadError
 from mofa_kernel._events import KernelEvent, PluginEvent
 
@@ -35,7 +36,7 @@ from ._folders import WatchedFolders
 from ._installs import Installs
 from ._tasks import wait_event
 from ._tracker import Tracker
-from ._transaction import Attempt, AttemptResult, offers
+from ._transaction import Attempt, AttemptResult
 from ._watch import Changes
 
 if TYPE_CHECKING:

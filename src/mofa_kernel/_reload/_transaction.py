@@ -75,7 +75,7 @@ if TYPE_CHECKING:
 
     from ._host import ReloadHost
 
-__all__ = ["Attempt", "AttemptResult", "Tracker", "offers"]
+__all__ = ["Attempt", "AttemptResult"]
 
 UNLOADED: Final = PluginState.UNLOADED
 LOADING: Final = PluginState.LOADING
