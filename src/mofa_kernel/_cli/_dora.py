@@ -135,8 +135,16 @@ async def _serve(args: argparse.Namespace, manager: PluginManager, out: Output) 
         )
         loop = asyncio.get_running_loop()
         stops = (signal.SIGTERM, signal.SIGINT)
+
+        def stop(number: signal.Signals) -> None:
+            out.error(
+                f"dora-node stopping on {number.name}: finishing the calls in flight; "
+                "inputs that arrive meanwhile are answered on 'error'"
+            )
+            server.stop()
+
         for number in stops:
-            loop.add_signal_handler(number, server.stop)
+            loop.add_signal_handler(number, stop, number)
         try:
             await server.run()
         finally:
