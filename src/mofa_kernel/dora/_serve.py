@@ -274,26 +274,29 @@ class NodeServer:
         if self._stop_reading:
             return selector.select(timeout)
         try:
-            if self._take_ready():
-                return selector.select(0)
-            if timeout == 0:
-                return selector.select(0)
-            room = self._room
-            if not room.acquire(blocking=False):
-                return selector.select(timeout)  # an answer frees room, and turns the loop
-            if self._running:
-                room.release()
-                return selector.select(_capped(timeout))
-            ready = selector.select(0)
-            if ready:
-                room.release()
-                return ready
-            event = self._node.next(timeout=_capped(timeout))
-            if _timed_out(event):
-                room.release()
+            try:
+                if self._take_ready() or timeout == 0:
+                    return selector.select(0)
+                room = self._room
+                if not room.acquire(blocking=False):
+                    return selector.select(timeout)  # an answer frees room, and turns the loop
+                if self._running:
+                    room.release()
+                    return selector.select(_capped(timeout))
+                ready = selector.select(0)
+                if ready:
+                    room.release()
+                    return ready
+                event = self._node.next(timeout=_capped(timeout))
+                if _timed_out(event):
+                    room.release()
+                    return []
+                self._took(event)
+                self._take_ready()
                 return []
-            self._took(event)
-            self._take_ready()
+            finally:
+                # Handed to the loop right here: a task this starts runs in this very turn.
+                self._take_inbox()
         except Exception as exc:  # noqa: BLE001 - handed to run(), which raises it
             self._stop_reading = True
             assert self._loop is not None
@@ -318,10 +321,6 @@ class NodeServer:
         self._inbox.append(event)
         if _is_last(event):
             self._stop_reading = True
-        if not self._woken:
-            self._woken = True
-            assert self._loop is not None
-            self._loop.call_soon(self._take_inbox)
 
     # -- the event loop's side -----------------------------------------------------------------
 
