@@ -209,9 +209,10 @@ class NodeServer:
         """Finish the inputs taken, refuse those taken meanwhile, then let :meth:`run` return.
 
         An input taken after this is not executed: it is answered on
-        ``error`` (:data:`STOPPING`). Once nothing is in flight the node takes
-        no more inputs. Call it from the event loop's thread (a signal handler
-        installed with ``loop.add_signal_handler`` is).
+        ``error`` ("the node is stopping") and counted as failed. Once nothing
+        is in flight the node takes no more inputs. Call it from the event
+        loop's thread (a signal handler installed with
+        ``loop.add_signal_handler`` is).
         """
         if self._reason is None:
             self._reason = "stopped"
