@@ -33,7 +33,7 @@ import attrs
 
 from mofa_kernel import PluginError
 
-from ._loop import IDLE_SLICE, selector_of
+from ._loop import BUSY_SLICE, IDLE_SLICE, selector_of
 from ._wire import FORMATS, Format, Incoming, decode, encode, error_text, wrap
 
 if TYPE_CHECKING:
@@ -80,8 +80,8 @@ def _timed_out(event: dict[str, Any] | None) -> bool:
     )
 
 
-def _capped(timeout: float | None) -> float:
-    return IDLE_SLICE if timeout is None else min(timeout, IDLE_SLICE)
+def _capped(timeout: float | None, cap: float) -> float:
+    return cap if timeout is None else min(timeout, cap)
 
 
 class Node(Protocol):
@@ -269,7 +269,7 @@ class NodeServer:
         The inputs already waiting are taken at once. With nothing to do (no
         input, no call in flight) the wait is spent in ``node.next()``, after
         a look at the selector, for at most :data:`IDLE_SLICE`; with calls in
-        flight it is spent in the selector, cut to :data:`IDLE_SLICE` so that
+        flight it is spent in the selector, cut to :data:`BUSY_SLICE` so that
         new inputs are taken meanwhile.
         """
         if self._stop_reading:
@@ -283,12 +283,12 @@ class NodeServer:
                     return selector.select(timeout)  # an answer frees room, and turns the loop
                 if self._running:
                     room.release()
-                    return selector.select(_capped(timeout))
+                    return selector.select(_capped(timeout, BUSY_SLICE))
                 ready = selector.select(0)
                 if ready:
                     room.release()
                     return ready
-                event = self._node.next(timeout=_capped(timeout))
+                event = self._node.next(timeout=_capped(timeout, IDLE_SLICE))
                 if _timed_out(event):
                     room.release()
                     return []
