@@ -34,8 +34,13 @@ from mofa_kernel import (  # noqa: E402
     PluginState,
     PluginType,
 )
-from mofa_kernel.dora import NodeServer, serve, start_plugins, startup_order  # noqa: E402
-from mofa_kernel.dora._loop import new_event_loop  # noqa: E402
+from mofa_kernel.dora import (  # noqa: E402
+    NodeServer,
+    new_event_loop,
+    serve,
+    start_plugins,
+    startup_order,
+)
 from mofa_kernel.dora._serve import STOPPING  # noqa: E402
 
 
@@ -627,11 +632,12 @@ def test_the_public_names_are_exactly_these_and_show_as_mofa_kernel_dora() -> No
         "NodeServer",
         "OUT_OUTPUT",
         "ServeReport",
+        "new_event_loop",
         "serve",
         "start_plugins",
         "startup_order",
     }
-    for name in ("Node", "NodeServer", "ServeReport", "serve", "start_plugins"):
+    for name in ("Node", "NodeServer", "ServeReport", "new_event_loop", "serve", "start_plugins"):
         assert getattr(public, name).__module__ == "mofa_kernel.dora"
 
 

@@ -93,7 +93,7 @@ def _dora_node(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(
             "dora-node needs dora-rs: pip install 'mofa-kernel[dora]' (Python 3.11 and newer)"
         )
-    from mofa_kernel.dora._loop import new_event_loop
+    from mofa_kernel.dora import new_event_loop
 
     # A timed-out read of the node builds an error report, with a backtrace when
     # RUST_BACKTRACE is set (dora run sets it): 120 to 300 µs each instead of 20.

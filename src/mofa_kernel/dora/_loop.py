@@ -89,7 +89,12 @@ _SELECTORS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, NodeSelector] =
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A selector event loop on which a NodeServer reads its node from the loop's own thread."""
+    """An event loop on which :func:`serve` reads the node in the loop's own thread.
+
+    Run the host's program on it (``asyncio.Runner(loop_factory=new_event_loop)``)
+    to spare a thread wake-up per input, as ``mofa-kernel dora-node`` does;
+    otherwise it is an ordinary selector event loop.
+    """
     selector = NodeSelector()
     loop = asyncio.SelectorEventLoop(selector)
     _SELECTORS[loop] = selector
