@@ -93,7 +93,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
     Run the host's program on it (``asyncio.Runner(loop_factory=new_event_loop)``)
     to spare a thread wake-up per input, as ``mofa-kernel dora-node`` does;
-    otherwise it is an ordinary selector event loop.
+    otherwise it is an ordinary selector event loop. The command also sets
+    ``RUST_LIB_BACKTRACE=0`` (unless set): under ``dora run`` each timed-out
+    read of the idle node would otherwise capture a Rust backtrace.
     """
     selector = NodeSelector()
     loop = asyncio.SelectorEventLoop(selector)
