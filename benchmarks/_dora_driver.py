@@ -3,15 +3,16 @@
 It runs in the same dataflow as both servers (the bare Python echo node and
 the kernel node), each wired to it the same way, and measures them in
 alternating blocks so that a busy moment of the machine hits both alike:
-round ``r`` measures the round trip with one request in flight on each
-server, then the throughput with ``BENCH_IN_FLIGHT`` in flight on each, the
-order of the two servers swapped every other round (A B, B A, A B, ...).
-One request at a time goes out until a block's replies are all in.
+each round measures the round trip with one request in flight, then the
+throughput with ``BENCH_IN_FLIGHT`` in flight, each in chunks that take
+turns between the servers (A B B A A B ..., starting with the other server
+every other round). A block waits for all its replies before the next one.
 
 Settings come from the environment: ``BENCH_ROUNDS``, ``BENCH_TRIPS`` (round
-trips per latency block), ``BENCH_REQUESTS`` (requests per throughput block),
-``BENCH_IN_FLIGHT``, ``BENCH_WARMUP`` (requests per server before the first
-round, not measured), ``BENCH_RESULT`` (the JSON file to write).
+trips per server and round), ``BENCH_REQUESTS`` (requests per server and
+round), ``BENCH_CHUNKS`` (the parts each is split into), ``BENCH_IN_FLIGHT``,
+``BENCH_WARMUP`` (requests per server before the first round, not measured),
+``BENCH_RESULT`` (the JSON file to write).
 """
 
 from __future__ import annotations
@@ -92,8 +93,33 @@ class Driver:
                 totals["wrong"] += 1
             if left:
                 send()
-        seconds = time.perf_counter() - began
-        return {"p50_us": statistics.median(trips), "per_second": count / seconds}
+        return {"trips": trips, "seconds": time.perf_counter() - began}
+
+    def round(self, number: int, chunks: int, trips: int, requests: int, in_flight: int) -> Any:
+        """One round: each server's p50 round trip and throughput, in alternating chunks.
+
+        The round trips (one in flight), then the requests (``in_flight`` at a
+        time), each split into ``chunks`` parts that alternate between the
+        servers, A B B A A B ..., so that a busy second of the machine falls
+        on both; a server's figure pools its parts.
+        """
+        pooled: dict[str, list[float]] = {side: [] for side in SIDES}
+        seconds = dict.fromkeys(SIDES, 0.0)
+        for count, flight in ((trips, 1), (requests, in_flight)):
+            for part in range(2 * chunks):
+                side = SIDES[((part + 1) // 2 % 2) ^ (number % 2)]
+                block = self.block(side, count // chunks, flight)
+                if flight == 1:
+                    pooled[side].extend(block["trips"])
+                else:
+                    seconds[side] += block["seconds"]
+        return {
+            side: {
+                "p50_us": statistics.median(pooled[side]),
+                "per_second": requests // chunks * chunks / seconds[side],
+            }
+            for side in SIDES
+        }
 
 
 def main() -> None:
@@ -102,6 +128,7 @@ def main() -> None:
     requests = int(os.environ["BENCH_REQUESTS"])
     in_flight = int(os.environ["BENCH_IN_FLIGHT"])
     warmup = int(os.environ["BENCH_WARMUP"])
+    chunks = int(os.environ["BENCH_CHUNKS"])
     driver = Driver(Node())
     measured: list[dict[str, dict[str, float]]] = []
     problem = None
@@ -110,12 +137,7 @@ def main() -> None:
             driver.block(side, warmup, 1)
             driver.block(side, warmup, in_flight)
         for number in range(rounds):
-            order = SIDES if number % 2 == 0 else SIDES[::-1]
-            latency = {side: driver.block(side, trips, 1)["p50_us"] for side in order}
-            rate = {side: driver.block(side, requests, in_flight)["per_second"] for side in order}
-            measured.append(
-                {side: {"p50_us": latency[side], "per_second": rate[side]} for side in SIDES}
-            )
+            measured.append(driver.round(number, chunks, trips, requests, in_flight))
     except Problem as exc:
         problem = str(exc)
     result = {"rounds": measured, "totals": driver.totals, "problem": problem}

@@ -5,12 +5,12 @@ wired to each of them the same way: the same payload (the request number as
 a one-element string array), the same edges, ``queue_policy: backpressure``
 on all of them. The bare node reads each string and sends it back; the
 kernel node is ``mofa-kernel dora-node --plugin echo`` with a plugin that
-returns its input. The driver takes turns between the two in rounds (the
-order swapped every other round), so that a busy moment of the machine hits
-both alike; each round yields its own kernel/bare ratios, and the result is
-the median of those ratios, beside the median absolute figures.
+returns its input. The driver takes turns between the two in short parts
+(A B B A ...), so that a busy moment of the machine hits both alike; each
+round yields its own kernel/bare ratios, and the result is the median of
+those ratios, beside the median absolute figures.
 
-    python benchmarks/dora_node.py            # 7 rounds of 1,000 round trips and 10,000 requests
+    python benchmarks/dora_node.py            # 7 rounds: 1,000 round trips, 10,000 requests
     python benchmarks/dora_node.py --quick    # tiny sizes, to prove it runs
     python benchmarks/dora_node.py --output /tmp/benchmarks.md --no-write
 
@@ -97,14 +97,17 @@ nodes:
 
 @dataclass(frozen=True)
 class Sizes:
+    """Per server and round: round trips and requests, each in ``chunks`` alternating parts."""
+
     rounds: int
     round_trips: int
     requests: int
+    chunks: int
     warmup: int
 
 
-FULL = Sizes(rounds=7, round_trips=1000, requests=10_000, warmup=500)
-QUICK = Sizes(rounds=2, round_trips=100, requests=300, warmup=50)
+FULL = Sizes(rounds=7, round_trips=1000, requests=10_000, chunks=5, warmup=500)
+QUICK = Sizes(rounds=2, round_trips=100, requests=300, chunks=2, warmup=50)
 
 
 class Bench:
@@ -143,6 +146,7 @@ class Bench:
             "BENCH_TRIPS": str(sizes.round_trips),
             "BENCH_REQUESTS": str(sizes.requests),
             "BENCH_IN_FLIGHT": str(IN_FLIGHT),
+            "BENCH_CHUNKS": str(sizes.chunks),
             "BENCH_WARMUP": str(sizes.warmup),
             "BENCH_RESULT": str(result_file),
         }
@@ -218,13 +222,16 @@ def report(figures: dict[str, Any], sizes: Sizes, quick: bool) -> str:
             "beside a bare Python dora node that reads each string and sends it back.",
             "Both run in one `dora run`, wired alike to one load driver: the same",
             "payload (the request number as a one-element string array), the same",
-            "edges, `queue_policy: backpressure` on every one. The driver takes turns:",
-            f"each round measures {sizes.round_trips:,} round trips with one request in",
-            f"flight on each node, then {sizes.requests:,} requests with {IN_FLIGHT} in flight",
-            "on each, the order of the two nodes swapped every other round, after a",
-            "warm-up that is not counted. Each round gives its own kernel/bare ratios;",
-            f"the ratios shown are the medians of those of {sizes.rounds} rounds, the",
-            "absolute figures the medians of each node's own.",
+            "edges, `queue_policy: backpressure` on every one. After a warm-up that",
+            f"is not counted, each of {sizes.rounds} rounds measures {sizes.round_trips:,} "
+            "round trips per node",
+            f"with one request in flight, then {sizes.requests:,} requests per node with "
+            f"{IN_FLIGHT} in flight,",
+            f"each split into {sizes.chunks} parts that take turns between the two nodes",
+            "(A B B A A B ..., the other node first every other round), so that a busy",
+            "moment of the machine falls on both. Each round gives its own kernel/bare",
+            "ratios; the ratios shown are the medians of those, the absolute figures",
+            "the medians of each node's own.",
             f"{mode.capitalize()}; {platform.python_implementation()} "
             f"{platform.python_version()}, {os.cpu_count()} CPUs, load average "
             f"{load[0]:.2f} at the end.",
