@@ -4,8 +4,8 @@ Events reach the event loop one of two ways. On any loop, a reader thread
 makes the blocking ``node.next()`` calls and hands each event over
 (``recv_async`` crashed on exit in dora 1.1, a blocking ``next`` in a thread
 did not); that costs a thread wake-up per input. On the loop
-:func:`~mofa_kernel.dora._loop.new_event_loop` makes (the ``dora-node``
-command's), the loop's own thread reads, inside its waits (see that module).
+:func:`mofa_kernel.dora.new_event_loop` makes (the ``dora-node`` command
+runs on one), the loop's own thread reads, inside its waits (see ``_loop``).
 Either way the node takes at most :data:`READ_AHEAD` events (or twice the
 concurrency) that are not answered yet, so that a full node stops reading
 and dora's ``queue_policy: backpressure`` holds the senders back instead of
@@ -85,7 +85,11 @@ def _capped(timeout: float | None, cap: float) -> float:
 
 
 class Node(Protocol):
-    """What the serve loop needs of a node: ``dora.Node`` and ``dora.testing.MockNode`` fit."""
+    """What the serve loop needs of a node: ``dora.Node`` and ``dora.testing.MockNode`` fit.
+
+    A node that also has ``try_recv()`` (both have) is read in the loop's own
+    thread on a loop made by :func:`mofa_kernel.dora.new_event_loop`.
+    """
 
     def next(self, timeout: float = ...) -> dict[str, Any] | None: ...
 
