@@ -186,21 +186,7 @@ class HotReloader:
         record = self._manager.record(plugin_id)  # PluginNotFoundError for an unknown id
         tracker = Tracker(plugin_id)
         try:
-            spec = self._port.worker_spec(plugin_id)
-            if spec is not None:
-                # Its code is never imported here: it is found on disk, a new worker imports it.
-                module = spec.entry_point.partition(":")[0]
-                tracker.recipe = Recipe("source", module)
-                tracker.in_worker = True
-                root = entry_point_root(module)
-            elif record.source is not None:
-                tracker.recipe = Recipe("source", record.source.module)
-                root = entry_point_root(record.source.module)
-            else:
-                tracker.recipe = Recipe.of(target_of(self._manager.get(plugin_id)))
-                root = tracker.recipe.module
-            tracker.unit = CodeUnit.of_module(root)
-            tracker.installed = _installed_copy(tracker.unit, record)
+            _locate_code(tracker, self._manager, self._port, record)
         except NotReloadable as exc:
             tracker.problem = f"plugin {plugin_id!r} cannot be reloaded: {exc}"
         if baseline and tracker.unit is not None and record.status == "registered":
@@ -514,6 +500,28 @@ class HotReloader:
                     tracker.note(path, now)
                 elif path in unit.files:
                     tracker.note(path, now)
+
+
+def _locate_code(
+    tracker: Tracker, manager: ReloadHost, port: ReloadPort, record: PluginRecord
+) -> None:
+    """Set how ``tracker``'s plugin is rebuilt and which code it follows; raises
+    :class:`NotReloadable` when that cannot be known."""
+    spec = port.worker_spec(tracker.plugin_id)
+    if spec is not None:
+        # Its code is never imported here: it is found on disk, a new worker imports it.
+        module = spec.entry_point.partition(":")[0]
+        tracker.recipe = Recipe("source", module)
+        tracker.in_worker = True
+        root = entry_point_root(module)
+    elif record.source is not None:
+        tracker.recipe = Recipe("source", record.source.module)
+        root = entry_point_root(record.source.module)
+    else:
+        tracker.recipe = Recipe.of(target_of(manager.get(tracker.plugin_id)))
+        root = tracker.recipe.module
+    tracker.unit = CodeUnit.of_module(root)
+    tracker.installed = _installed_copy(tracker.unit, record)
 
 
 def _installed_copy(unit: CodeUnit, record: PluginRecord) -> bool:
