@@ -31,6 +31,8 @@ from ._matrix import (
     Cell,
     KnownFailure,
 )
+from ._process_faults import ROWS as PROCESS_ROWS
+from ._process_faults import render_process_faults
 
 __all__ = [
     "DOC",
@@ -89,6 +91,8 @@ class Collector:
     faults_survived: collections.Counter[str] = attrs.field(factory=collections.Counter)
     soak: dict[str, Any] = attrs.field(factory=dict)
     durability: dict[str, Any] = attrs.field(factory=dict)
+    #: Outcomes of the cells of "Faults only a process can contain", by ``KEY-ISOLATION``.
+    process_faults: dict[str, str] = attrs.field(factory=dict)
     #: Strict expected failures outside the matrix: test name -> reason.
     other_xfails: dict[str, str] = attrs.field(factory=dict)
 
@@ -99,8 +103,11 @@ class Collector:
         outcome = _outcome(report)
         if outcome is None:
             return
-        if isinstance(cell, Cell) and (report.when == "call" or outcome != "passed"):
+        settles = report.when == "call" or outcome != "passed"
+        if isinstance(cell, Cell) and settles:
             self.cells[cell.id] = outcome
+        elif isinstance(cell, str) and settles:
+            self.process_faults[cell] = outcome
         elif outcome == "xfailed":
             self.other_xfails[nodeid.rsplit("/", 1)[-1]] = str(report.wasxfail)
         if DOC_CHECK in nodeid:
@@ -126,6 +133,12 @@ class Collector:
             problems.append(f"{len(missing)} matrix cells did not run (e.g. {missing[0]})")
         bad = {cid: out for cid, out in self.cells.items() if out not in _MARK}
         problems += [f"matrix cell {cid}: {out}" for cid, out in sorted(bad.items())]
+        ran = {cid: self.process_faults.get(cid) for r in PROCESS_ROWS for cid in r.cell_ids()}
+        problems += [
+            f"process-fault cell {cid}: {out or 'not run'}"
+            for cid, out in ran.items()
+            if out != "passed"
+        ]
         problems += [f"no fuzz examples counted for {t}" for t in FUZZ_TARGETS if not self.fuzz[t]]
         if not self.soak:
             problems.append("the soak did not run")
@@ -337,4 +350,5 @@ def write_document(collector: Collector, *, cancellation_is_fault: bool) -> None
     )
     text = replace_region(text, "figures", render_figures(collector))
     text = replace_region(text, "attacks", render_attacks())
+    text = replace_region(text, "process-faults", render_process_faults(collector.process_faults))
     DOC.write_text(text, encoding="utf-8")
