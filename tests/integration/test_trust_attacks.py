@@ -355,6 +355,22 @@ def test_an_approved_plugin_runs_isolated_under_the_lock(iso: TrustVenv) -> None
     assert (ran.returncode, ran.stdout, ran.stderr) == (0, "Hello, x!\n", "")
 
 
+def test_a_kernel_planted_in_the_working_folder_never_runs_in_a_worker(iso: TrustVenv) -> None:
+    planted = iso.work / "mofa_kernel"
+    planted.mkdir()
+    (planted / "__init__.py").write_text(
+        "import os, pathlib\n"
+        'pathlib.Path(os.environ["MKT_MARKER_DIR"], "planted_kernel.imported").write_text("!")\n',
+        encoding="utf-8",
+    )
+    try:
+        ran = iso.cli("--config", "isolated.toml", "run", "iso", "planted")
+        assert (ran.returncode, ran.stdout, ran.stderr) == (0, "PLANTED\n", "")
+        assert iso.imported() == set()
+    finally:
+        shutil.rmtree(planted)
+
+
 #: A host serving ``iso`` in a worker and ``hello`` inline. While it runs, the attacker moves;
 #: then the worker dies (a crash, a segfault) and the kernel restarts it: a new worker imports
 #: the plugin again, long after the lock verified it.

@@ -99,6 +99,16 @@ ATTACKS: Final = (
         ),
     ),
     Attack(
+        "isolation",
+        "a `mofa_kernel` package planted in the host's working folder, where `python -m` "
+        "would look first when it starts a worker",
+        "workers start without the working folder on `sys.path` (the `mofa-kernel` script "
+        "does not import from it either) and take the host's `sys.path` before they import "
+        "the plugin",
+        "nothing: the planted package does not run",
+        (f"{_TRUST}::test_a_kernel_planted_in_the_working_folder_never_runs_in_a_worker",),
+    ),
+    Attack(
         "trust lock",
         "a `.pyc` planted in `__pycache__` with the source's time stamp and size",
         "approved modules are never run from cached bytecode under the lock",

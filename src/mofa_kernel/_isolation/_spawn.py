@@ -46,7 +46,16 @@ __all__ = [
 ]
 
 #: ``-u``: the plugin's prints reach the host's stdout as they happen, not when a buffer fills.
-_ARGV = ("-u", "-m", "mofa_kernel._isolation._worker")
+#: ``-c`` rather than ``-m``, dropping the working folder that both put first on ``sys.path``:
+#: the worker must not import the kernel, or anything before the plugin, from a folder the
+#: host (the ``mofa-kernel`` script, or a program of its own) does not import from; a
+#: ``mofa_kernel`` planted there would run in every worker, under the trust lock too. The
+#: worker takes the host's ``sys.path`` from its spec before it imports the plugin.
+_ARGV = (
+    "-u",
+    "-c",
+    "import sys; del sys.path[0]; from mofa_kernel._isolation._worker import main; main()",
+)
 
 
 @attrs.frozen
