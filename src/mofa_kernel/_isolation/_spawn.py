@@ -54,7 +54,9 @@ __all__ = [
 _ARGV = (
     "-u",
     "-c",
-    "import sys; del sys.path[0]; from mofa_kernel._isolation._worker import main; main()",
+    # '' is the working folder (absent under PYTHONSAFEPATH=1 or -P, and then nothing to drop)
+    "import sys\nif sys.path[:1] == ['']:\n    del sys.path[0]\n"
+    "from mofa_kernel._isolation._worker import main\nmain()",
 )
 
 
