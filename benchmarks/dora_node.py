@@ -1,11 +1,16 @@
 """A kernel node in a dora-rs dataflow beside a bare Python dora echo node, measured in one run.
 
-Both answer the same load generator (tests/integration/dora/loadgen.py) through
-``dora run``: the bare node reads each string and sends it back; the kernel
-node is ``mofa-kernel dora-node --plugin echo`` with a plugin that returns
-its input. Runs alternate between the two so that a busy moment hits both.
+One ``dora run`` holds both servers and a load driver (benchmarks/_dora_driver.py)
+wired to each of them the same way: the same payload (the request number as
+a one-element string array), the same edges, ``queue_policy: backpressure``
+on all of them. The bare node reads each string and sends it back; the
+kernel node is ``mofa-kernel dora-node --plugin echo`` with a plugin that
+returns its input. The driver takes turns between the two in short parts
+(A B B A ...), so that a busy moment of the machine hits both alike; each
+round yields its own kernel/bare ratios, and the result is the median of
+those ratios, beside the median absolute figures.
 
-    python benchmarks/dora_node.py            # 2,000 round trips, 10,000 requests, 5 rounds
+    python benchmarks/dora_node.py            # 7 rounds: 1,000 round trips, 10,000 requests
     python benchmarks/dora_node.py --quick    # tiny sizes, to prove it runs
     python benchmarks/dora_node.py --output /tmp/benchmarks.md --no-write
 
@@ -19,6 +24,7 @@ is left alone). Needs dora-rs and dora-rs-cli (Python 3.11 and newer).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -33,11 +39,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
-LOADGEN = ROOT / "tests" / "integration" / "dora" / "loadgen.py"
+DRIVER = Path(__file__).resolve().parent / "_dora_driver.py"
 START = "<!-- dora:start -->"
 END = "<!-- dora:end -->"
 GOAL_LATENCY = 1.25
 GOAL_THROUGHPUT = 0.8
+IN_FLIGHT = 16
 
 ECHO_PLUGIN = """\
 from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
@@ -62,39 +69,49 @@ for event in node:
         node.send_output("out", pa.array([text], type=STRING), event["metadata"])
 """
 
+# Both servers are wired to the driver alike: a request edge in, a reply and an error edge
+# back, all with backpressure (the bare node never sends on its error output).
 DATAFLOW = """\
 nodes:
   - id: load
-    path: {loadgen}
+    path: {driver}
     inputs:
-      reply:
-        source: server/out
-        queue_policy: backpressure
-    outputs: [request]
-  - id: server
-    path: {path}
-    args: {args}
+      bare_reply: {{source: bare/out, queue_policy: backpressure}}
+      bare_error: {{source: bare/error, queue_policy: backpressure}}
+      kernel_reply: {{source: kernel/out, queue_policy: backpressure}}
+      kernel_error: {{source: kernel/error, queue_policy: backpressure}}
+    outputs: [bare_request, kernel_request]
+  - id: bare
+    path: {bare}
     inputs:
-      request:
-        source: load/request
-        queue_policy: backpressure
+      request: {{source: load/bare_request, queue_policy: backpressure}}
+    outputs: [out, error]
+  - id: kernel
+    path: mofa-kernel
+    args: dora-node --plugin echo
+    inputs:
+      request: {{source: load/kernel_request, queue_policy: backpressure}}
     outputs: [out, error]
 """
 
 
 @dataclass(frozen=True)
 class Sizes:
+    """Per server and round: round trips and requests, each in ``chunks`` alternating parts."""
+
+    rounds: int
     round_trips: int
     requests: int
-    rounds: int
+    chunks: int
+    warmup: int
 
 
-FULL = Sizes(2000, 10_000, 5)
-QUICK = Sizes(200, 500, 1)
+FULL = Sizes(rounds=7, round_trips=1000, requests=10_000, chunks=5, warmup=500)
+QUICK = Sizes(rounds=2, round_trips=100, requests=300, chunks=2, warmup=50)
 
 
 class Bench:
-    """A temporary folder with the echo plugin installed as a distribution, and the dataflows."""
+    """A temporary folder with the echo plugin installed as a distribution, and the dataflow."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -116,104 +133,85 @@ class Bench:
         self.env["PYTHONPATH"] = str(site)
         self.env["PATH"] = os.pathsep.join([str(bin_dir), self.env.get("PATH", "")])
         self.env["MOFA_CACHE_DIR"] = str(work / "cache")
-        self.runs = 0
 
-    def run(self, server: str, count: int, in_flight: int) -> dict[str, Any]:
-        """One ``dora run`` of the load generator against ``server`` (``bare`` or ``kernel``)."""
-        self.runs += 1
-        folder = self.work / f"run{self.runs}"
-        folder.mkdir()
-        if server == "bare":
-            path, args = str(self.work / "bare.py"), "''"
-        else:
-            path, args = "mofa-kernel", "dora-node --plugin echo"
-        (folder / "df.yml").write_text(
-            DATAFLOW.format(loadgen=LOADGEN, path=path, args=args), encoding="utf-8"
+    def run(self, sizes: Sizes) -> dict[str, Any]:
+        """One ``dora run`` of the driver and both servers; the driver's JSON result."""
+        (self.work / "df.yml").write_text(
+            DATAFLOW.format(driver=DRIVER, bare=self.work / "bare.py"), encoding="utf-8"
         )
+        result_file = self.work / "result.json"
         env = {
             **self.env,
-            "LOAD_COUNT": str(count),
-            "LOAD_IN_FLIGHT": str(in_flight),
-            "LOAD_REPLY": "echo",
-            "LOAD_RESULT": str(folder / "result.json"),
+            "BENCH_ROUNDS": str(sizes.rounds),
+            "BENCH_TRIPS": str(sizes.round_trips),
+            "BENCH_REQUESTS": str(sizes.requests),
+            "BENCH_IN_FLIGHT": str(IN_FLIGHT),
+            "BENCH_CHUNKS": str(sizes.chunks),
+            "BENCH_WARMUP": str(sizes.warmup),
+            "BENCH_RESULT": str(result_file),
         }
         assert self.dora is not None
         done = subprocess.run(
             [self.dora, "run", "df.yml"],
-            cwd=folder,
+            cwd=self.work,
             env=env,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1800,
             check=False,
         )
-        result_file = folder / "result.json"
         if done.returncode != 0 or not result_file.exists():
             lines = [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
-            raise RuntimeError(f"dora run of the {server} node failed: {lines[-5:]}")
+            raise RuntimeError(f"the benchmark dataflow failed: {lines[-5:]}")
         result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
-        shutil.rmtree(folder, ignore_errors=True)
+        if result["problem"]:
+            raise RuntimeError(f"the benchmark dataflow stopped: {result['problem']}")
         return result
 
 
 def measure(bench: Bench, sizes: Sizes) -> dict[str, Any]:
-    """Interleaved rounds: p50 round trip with one in flight, then throughput with 16."""
-    p50: dict[str, list[float]] = {"bare": [], "kernel": []}
-    rate: dict[str, list[float]] = {"bare": [], "kernel": []}
-    lost = {"bare": 0, "kernel": 0}
-    twice = {"bare": 0, "kernel": 0}
-    wrong = {"bare": 0, "kernel": 0}
-    for round_number in range(sizes.rounds):
-        for server in ("bare", "kernel") if round_number % 2 == 0 else ("kernel", "bare"):
-            print(f"  round {round_number + 1}: {server} node, one in flight ...", flush=True)
-            single = bench.run(server, sizes.round_trips, 1)
-            # The first tenth warms up the processes and caches; it is left out.
-            trips = single["round_trips_us"][sizes.round_trips // 10 :]
-            p50[server].append(statistics.median(trips))
-            print(f"  round {round_number + 1}: {server} node, 16 in flight ...", flush=True)
-            load = bench.run(server, sizes.requests, 16)
-            rate[server].append(load["answered"] / load["seconds"])
-            lost[server] += load["count"] - load["answered"]
-            twice[server] += load["duplicates"]
-            wrong[server] += load["wrong"] + load["errors"] + single["wrong"] + single["errors"]
+    """Each round's kernel/bare ratios, their medians, and the median absolute figures."""
+    result = bench.run(sizes)
+    rounds: list[dict[str, dict[str, float]]] = result["rounds"]
+    latency = [r["kernel"]["p50_us"] / r["bare"]["p50_us"] for r in rounds]
+    rate = [r["kernel"]["per_second"] / r["bare"]["per_second"] for r in rounds]
     return {
-        # Each round's own ratios: how far they move with the machine's load.
-        "latency_ratios": [k / b for k, b in zip(p50["kernel"], p50["bare"], strict=True)],
-        "rate_ratios": [k / b for k, b in zip(rate["kernel"], rate["bare"], strict=True)],
-        "p50_us": {k: statistics.median(v) for k, v in p50.items()},
-        "per_second": {k: statistics.median(v) for k, v in rate.items()},
-        "lost": lost,
-        "duplicates": twice,
-        "wrong": wrong,
+        "latency_ratios": latency,
+        "rate_ratios": rate,
+        "latency_ratio": statistics.median(latency),
+        "rate_ratio": statistics.median(rate),
+        "p50_us": {
+            s: statistics.median(r[s]["p50_us"] for r in rounds) for s in ("kernel", "bare")
+        },
+        "per_second": {
+            s: statistics.median(r[s]["per_second"] for r in rounds) for s in ("kernel", "bare")
+        },
+        "totals": result["totals"],
     }
 
 
 def report(figures: dict[str, Any], sizes: Sizes, quick: bool) -> str:
+    """The Markdown section: the goals table, then how it was measured."""
     p50, rate = figures["p50_us"], figures["per_second"]
-    latency_ratio = p50["kernel"] / p50["bare"]
-    rate_ratio = rate["kernel"] / rate["bare"]
-    lost, twice = figures["lost"]["kernel"], figures["duplicates"]["kernel"]
-    wrong = figures["wrong"]["kernel"]
+    latency_ratio, rate_ratio = figures["latency_ratio"], figures["rate_ratio"]
+    faults = {side: _faults(figures["totals"][side]) for side in ("kernel", "bare")}
+    clean = faults["kernel"] == (0, 0, 0)
     met_latency = latency_ratio <= GOAL_LATENCY
-    met_rate = rate_ratio >= GOAL_THROUGHPUT and lost == 0 and twice == 0 and wrong == 0
-    spread = (
-        f"Each round's own ratios ranged {_span(figures['latency_ratios'])} (round trip) "
-        f"and {_span(figures['rate_ratios'])} (throughput)."
-    )
+    met_rate = rate_ratio >= GOAL_THROUGHPUT and clean
     mode = "quick mode (tiny sizes; these figures prove nothing)" if quick else "full mode"
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     rows = [
         "| goal | kernel node | bare Python echo node | ratio | target | met |",
         "|---|---|---|---|---|---|",
-        f"| round trip p50, one in flight ({sizes.round_trips} requests) "
+        f"| round trip p50, one in flight ({sizes.round_trips:,} per round) "
         f"| {p50['kernel']:.0f} µs | {p50['bare']:.0f} µs | {latency_ratio:.2f}x "
         f"| <= {GOAL_LATENCY}x | {_met(met_latency)} |",
-        f"| {sizes.requests:,} requests, 16 in flight: throughput "
+        f"| {sizes.requests:,} requests per round, {IN_FLIGHT} in flight: throughput "
         f"| {rate['kernel']:,.0f}/s | {rate['bare']:,.0f}/s | {rate_ratio:.2f}x "
         f"| >= {GOAL_THROUGHPUT}x, 0 lost, 0 twice | {_met(met_rate)} |",
-        f"| the same: lost / answered twice / wrong | {lost} / {twice} / {wrong} "
-        f"| {figures['lost']['bare']} / {figures['duplicates']['bare']} / "
-        f"{figures['wrong']['bare']} | - | 0 / 0 / 0 | {_met(lost == twice == wrong == 0)} |",
+        "| all rounds: lost / answered twice / wrong "
+        f"| {' / '.join(map(str, faults['kernel']))} "
+        f"| {' / '.join(map(str, faults['bare']))} | - | 0 / 0 / 0 | {_met(clean)} |",
     ]
     return "\n".join(
         [
@@ -221,16 +219,27 @@ def report(figures: dict[str, Any], sizes: Sizes, quick: bool) -> str:
             "## A plugin as a dora-rs dataflow node",
             "",
             "`mofa-kernel dora-node --plugin echo` (a plugin that returns its input)",
-            "beside a bare Python dora node that reads each string and sends it back,",
-            "both answering the same load generator through `dora run`, with",
-            "`queue_policy: backpressure` on every edge; runs alternate between the two.",
-            f"Medians of {sizes.rounds} round(s); {mode}; "
-            f"{platform.python_implementation()} {platform.python_version()}, "
-            f"{os.cpu_count()} CPUs, load average {load[0]:.2f} at the end.",
+            "beside a bare Python dora node that reads each string and sends it back.",
+            "Both run in one `dora run`, wired alike to one load driver: the same",
+            "payload (the request number as a one-element string array), the same",
+            "edges, `queue_policy: backpressure` on every one. After a warm-up that",
+            f"is not counted, each of {sizes.rounds} rounds measures {sizes.round_trips:,} "
+            "round trips per node",
+            f"with one request in flight, then {sizes.requests:,} requests per node with "
+            f"{IN_FLIGHT} in flight,",
+            f"each split into {sizes.chunks} parts that take turns between the two nodes",
+            "(A B B A A B ..., the other node first every other round), so that a busy",
+            "moment of the machine falls on both. Each round gives its own kernel/bare",
+            "ratios; the ratios shown are the medians of those, the absolute figures",
+            "the medians of each node's own.",
+            f"{mode.capitalize()}; {platform.python_implementation()} "
+            f"{platform.python_version()}, {os.cpu_count()} CPUs, load average "
+            f"{load[0]:.2f} at the end.",
             "",
             *rows,
             "",
-            spread,
+            f"Each round's own ratios: round trip {_list(figures['latency_ratios'])}; "
+            f"throughput {_list(figures['rate_ratios'])}.",
             "",
             "```console",
             "$ python benchmarks/dora_node.py            # full mode: writes this section",
@@ -241,8 +250,14 @@ def report(figures: dict[str, Any], sizes: Sizes, quick: bool) -> str:
     )
 
 
-def _span(values: list[float]) -> str:
-    return f"{min(values):.2f}x to {max(values):.2f}x"
+def _faults(totals: dict[str, int]) -> tuple[int, int, int]:
+    """Lost, answered twice, and wrong (a wrong text, or an answer on ``error``)."""
+    lost = totals["sent"] - totals["answered"]
+    return lost, totals["duplicates"], totals["wrong"] + totals["errors"]
+
+
+def _list(values: list[float]) -> str:
+    return ", ".join(f"{value:.2f}x" for value in values)
 
 
 def _met(value: bool) -> str:
@@ -266,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: prove it runs")
     parser.add_argument("--output", type=Path, default=DOCS, help="the page to write into")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--rounds", type=int, help="rounds instead of the mode's (7, quick 2)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
     with tempfile.TemporaryDirectory(prefix="mofabench-dora-") as temporary:
         bench = Bench(Path(temporary))
         if bench.dora is None:

@@ -498,7 +498,9 @@ def measure_isolation(bench: Bench, run: Run) -> None:
     run.goals.append(
         Goal("7", trip, _us(ours * 1000), f"`multiprocessing.Pipe` ping-pong {_us(pipe * 1000)}",
              ratio, f"<= {figures['ratio_goal']:g}x", ratio <= figures["ratio_goal"],
-             "through `PluginManager.execute`, same 100-character payload")
+             f"through `PluginManager.execute`, same 100-character payload; median of "
+             f"{figures['rounds']} paired rounds' ratios ({figures['ratio_low']:.2f}x to "
+             f"{figures['ratio_high']:.2f}x)")
     )  # fmt: skip
     median, goal = figures["restart_median_ms"], figures["restart_goal_ms"]
     run.goals.append(

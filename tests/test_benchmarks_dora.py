@@ -42,9 +42,11 @@ def test_the_quick_run_prints_both_goals_and_keeps_the_rest_of_the_page(tmp_path
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r"round trip p50, one in flight .* \| [\d.]+x \| <= 1.25x \|", result.stdout)
     assert re.search(r"16 in flight: throughput .* \| [\d.]+x \| >= 0.8x", result.stdout)
-    assert "| lost / answered twice / wrong | 0 / 0 / 0 | 0 / 0 / 0 |" in result.stdout.replace(
-        "the same: ", ""
-    )
+    assert "| all rounds: lost / answered twice / wrong | 0 / 0 / 0 | 0 / 0 / 0 |" in result.stdout
+    # The method is stated with the figures: interleaved rounds, medians of their ratios.
+    assert "parts that take turns between the two nodes" in result.stdout
+    assert "the ratios shown are the medians of those" in result.stdout
+    assert re.search(r"Each round's own ratios: round trip [\d.]+x, [\d.]+x;", result.stdout)
     text = page.read_text(encoding="utf-8")
     assert text.startswith("# Benchmarks\n\nother figures\n\n<!-- dora:start -->\n")
     assert text.rstrip().endswith("<!-- dora:end -->")

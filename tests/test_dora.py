@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -33,7 +34,14 @@ from mofa_kernel import (  # noqa: E402
     PluginState,
     PluginType,
 )
-from mofa_kernel.dora import NodeServer, serve, start_plugins, startup_order  # noqa: E402
+from mofa_kernel.dora import (  # noqa: E402
+    NodeServer,
+    new_event_loop,
+    serve,
+    start_plugins,
+    startup_order,
+)
+from mofa_kernel.dora._serve import STOPPING  # noqa: E402
 
 
 class Echo(AgentPlugin):
@@ -287,8 +295,13 @@ async def test_many_inputs_are_each_answered_exactly_once(manager: PluginManager
     assert (report.received, report.answered) == (count, count)
 
 
+#: What dora 1.1's ``next(timeout=...)`` returns when nothing came in time.
+TIMED_OUT = {"type": "ERROR", "error": "Timeout event stream error: Receiver timed out\n..."}
+
+
 class BlockingNode(Recorder):
-    """Hands out its events, then blocks in next() until released (as a quiet dataflow does)."""
+    """Hands out its events, then blocks in next() until released (as a quiet dataflow does);
+    like dora's, a next() with a timeout returns a timeout ERROR event when it passes."""
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         super().__init__([*events, {"type": "STOP", "id": "MANUAL"}])
@@ -298,7 +311,8 @@ class BlockingNode(Recorder):
     def next(self, timeout: float | None = None) -> dict[str, Any] | None:
         if len(self._events) == 1:  # only the STOP is left
             self.waiting.set()
-            self.release.wait()
+            if not self.release.wait(timeout):
+                return dict(TIMED_OUT)
         return super().next(timeout)
 
     def try_recv(self) -> dict[str, Any] | None:
@@ -336,6 +350,171 @@ async def test_stop_finishes_the_calls_in_flight_then_returns() -> None:
     assert report.reason == "stopped"
     assert sorted(m["request_id"] for _, _, m in node.sent) == [1, 2]
     assert (report.received, report.answered) == (2, 2)
+
+
+class FedNode:
+    """A node fed by the test as a dataflow would feed it: ``next`` waits (a timeout gives a
+    timeout ERROR event, as dora's does), ``try_recv`` does not. It notes which threads read."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.sent: list[tuple[str, Any, dict[str, Any]]] = []
+        self.readers: set[int] = set()
+        self._replies = threading.Condition()
+
+    def feed(self, *events: dict[str, Any]) -> None:
+        for event in events:
+            self.queue.put(event)
+
+    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        self.readers.add(threading.get_ident())
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return dict(TIMED_OUT)
+
+    def try_recv(self) -> dict[str, Any] | None:
+        self.readers.add(threading.get_ident())
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def send_output(self, output_id: str, data: Any, metadata: dict[str, Any]) -> None:
+        with self._replies:
+            self.sent.append((output_id, data, dict(metadata)))
+            self._replies.notify_all()
+
+    def wait_for_replies(self, count: int) -> bool:
+        with self._replies:
+            return self._replies.wait_for(lambda: len(self.sent) >= count, timeout=60)
+
+
+class Hold(AgentPlugin):
+    """Holds the input ``hold`` until released; answers any other input at once."""
+
+    metadata = PluginMetadata("hold", "Hold", PluginType.TOOL)
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.started = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def execute(self, input: str) -> str:
+        self.calls.append(input)
+        if input == "hold":
+            self.started.set()
+            await self.released.wait()
+        return f"done:{input}"
+
+
+def on_loop(reading: str, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``scenario`` where a reader thread reads the node (any loop), or the loop's own
+    thread does (the loop the dora-node command runs)."""
+    factory = new_event_loop if reading == "loop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(scenario())
+
+
+@pytest.mark.parametrize("reading", ["thread", "loop"])
+def test_an_input_taken_after_stop_is_answered_on_error_and_the_call_in_flight_finishes(
+    reading: str,
+) -> None:
+    async def scenario() -> None:
+        hold = Hold()
+        async with PluginManager() as manager:
+            manager.register(hold)
+            await start_plugins(manager, ["hold"])
+            node = FedNode()
+            server = NodeServer(node, manager, plugins=["hold"])
+            served = asyncio.create_task(server.run())
+            node.feed(text("hold", request_id=1))
+            await asyncio.wait_for(hold.started.wait(), timeout=60)
+            server.stop()  # as SIGTERM does
+            node.feed(text("late", request_id=2))  # arrives while the call is in flight
+            assert await asyncio.to_thread(node.wait_for_replies, 1)
+            (late,) = node.sent
+            assert late[0] == "error"
+            assert late[2] == {"request_id": 2, "plugin_id": "hold"}
+            assert json.loads(payload(late[1]))["error"] == STOPPING
+            assert not served.done()  # the call in flight is not finished yet
+            hold.released.set()
+            report = await asyncio.wait_for(served, timeout=60)
+        assert [(o, payload(d), m["request_id"]) for o, d, m in node.sent[1:]] == [
+            ("out", "done:hold", 1)
+        ]
+        assert hold.calls == ["hold"]  # the late input was not executed
+        assert (report.received, report.answered, report.failed) == (2, 1, 1)
+        assert report.reason == "stopped"
+
+    on_loop(reading, scenario)
+
+
+@pytest.mark.parametrize("reading", ["thread", "loop"])
+def test_stop_with_nothing_in_flight_returns_and_takes_nothing_more(reading: str) -> None:
+    async def scenario() -> None:
+        async with PluginManager() as manager:
+            manager.register(Echo("echo"))
+            await start_plugins(manager, ["echo"])
+            node = FedNode()
+            server = NodeServer(node, manager, plugins=["echo"])
+            served = asyncio.create_task(server.run())
+            node.feed(text("a", request_id=1))
+            assert await asyncio.to_thread(node.wait_for_replies, 1)
+            server.stop()
+            report = await asyncio.wait_for(served, timeout=60)
+        node.feed(text("b", request_id=2))  # after run() returned: left in the node's queue
+        assert (report.received, report.answered, report.reason) == (1, 1, "stopped")
+        assert node.queue.get_nowait()["metadata"] == {"request_id": 2}
+
+    on_loop(reading, scenario)
+
+
+def test_on_the_commands_loop_its_own_thread_reads_and_timers_run_while_it_waits() -> None:
+    count = 100 if _quick() else 1000
+
+    async def scenario() -> None:
+        async with PluginManager() as manager:
+            manager.register(Echo("echo"))
+            await start_plugins(manager, ["echo"])
+            node = FedNode()
+            served = asyncio.create_task(serve(node, manager, plugins=["echo"], concurrency=4))
+            # The node is idle: timers and other threads' callbacks still reach the loop.
+            ticks = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def tick(left: int) -> None:
+                if left:
+                    loop.call_later(0.001, tick, left - 1)
+                else:
+                    ticks.set()
+
+            tick(5)
+            await asyncio.wait_for(ticks.wait(), timeout=60)
+            assert await asyncio.to_thread(lambda: "from a thread") == "from a thread"
+            node.feed(*(text(f"m{i}", request_id=i) for i in range(count)))
+            node.feed({"type": "STOP", "id": "MANUAL"})
+            report = await asyncio.wait_for(served, timeout=60)
+        assert sorted(m["request_id"] for _, _, m in node.sent) == list(range(count))
+        assert (report.received, report.answered, report.reason) == (count, count, "stop")
+        assert node.readers == {threading.get_ident()}  # no reader thread
+
+    on_loop("loop", scenario)
+
+
+def test_on_the_commands_loop_a_failing_node_is_raised_from_run() -> None:
+    class Broken(FedNode):
+        def try_recv(self) -> dict[str, Any] | None:
+            raise OSError("daemon went away")
+
+    async def scenario() -> None:
+        async with PluginManager() as manager:
+            manager.register(Echo("echo"))
+            await start_plugins(manager, ["echo"])
+            with pytest.raises(OSError, match="daemon went away"):
+                await asyncio.wait_for(serve(Broken(), manager, plugins=["echo"]), timeout=60)
+
+    on_loop("loop", scenario)
 
 
 async def test_stop_event_waits_for_the_calls_in_flight() -> None:
@@ -453,11 +632,12 @@ def test_the_public_names_are_exactly_these_and_show_as_mofa_kernel_dora() -> No
         "NodeServer",
         "OUT_OUTPUT",
         "ServeReport",
+        "new_event_loop",
         "serve",
         "start_plugins",
         "startup_order",
     }
-    for name in ("Node", "NodeServer", "ServeReport", "serve", "start_plugins"):
+    for name in ("Node", "NodeServer", "ServeReport", "new_event_loop", "serve", "start_plugins"):
         assert getattr(public, name).__module__ == "mofa_kernel.dora"
 
 

@@ -9,7 +9,7 @@ import asyncio
 from dora import Node
 
 from mofa_kernel import PluginManager
-from mofa_kernel.dora import serve, start_plugins
+from mofa_kernel.dora import new_event_loop, serve, start_plugins
 
 
 async def main() -> None:
@@ -20,4 +20,6 @@ async def main() -> None:
         print(f"answered {report.answered}, failed {report.failed}, ignored {report.ignored}")
 
 
-asyncio.run(main())
+# On this loop its own thread reads the node, as the dora-node command's does.
+with asyncio.Runner(loop_factory=new_event_loop) as runner:
+    runner.run(main())

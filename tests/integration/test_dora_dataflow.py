@@ -14,10 +14,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import pytest
 
@@ -377,6 +378,123 @@ def test_sigterm_makes_a_kernel_node_shut_down_and_exit_0(site: Path, tmp_path: 
         rest = run.stdout.read()
         code = run.wait(timeout=120)
     assert code == 0, _tail("".join(seen) + rest)
+    assert "kernel finished successfully" in rest
+
+
+# -- SIGTERM with a call in flight ---------------------------------------------------------------
+
+HOLD_DATAFLOW = """\
+nodes:
+  - id: asker
+    path: asker.py
+    inputs:
+      reply: kernel/out
+      failure: kernel/error
+    outputs: [request]
+  - id: kernel
+    path: kernel.py
+    inputs:
+      request: asker/request
+    outputs: [out, error]
+"""
+
+# Asks "hold", then (when the test says so, through the fifo "go") asks "late"; prints each reply.
+HOLD_ASKER = """\
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+node.send_output("request", pa.array(["hold"]), {"request_id": 1})
+with open("go") as go:  # a fifo: blocks until the test writes to it
+    go.read()
+node.send_output("request", pa.array(["late"]), {"request_id": 2})
+for event in node:
+    if event["type"] == "INPUT":
+        number = event["metadata"]["request_id"]
+        print("asker heard", event["id"], number, event["value"][0].as_py(), flush=True)
+"""
+
+# Holds "hold" until the test writes to the fifo "release"; says what it executes.
+HOLD_PLUGIN = """\
+import asyncio
+from pathlib import Path
+
+from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
+
+
+class Hold(AgentPlugin):
+    metadata = PluginMetadata("hold", "Hold", PluginType.TOOL)
+
+    async def execute(self, input):
+        print("executing", input, flush=True)
+        if input == "hold":
+            await asyncio.to_thread(Path("release").read_text)
+        return "done:" + input
+"""
+
+
+def _write_fifo(path: Path) -> None:
+    """Write to a fifo, waiting (for two minutes at most) until its reader opens it."""
+    writer = threading.Thread(target=path.write_text, args=("go",), daemon=True)
+    writer.start()
+    writer.join(timeout=120)
+    assert not writer.is_alive(), f"nobody opened {path.name}"
+
+
+def _read_until(stream: IO[str], seen: list[str], marker: str) -> None:
+    for line in stream:
+        seen.append(line)
+        if marker in line:
+            return
+    pytest.fail(f"never saw {marker!r}:\n" + _tail("".join(seen)))
+
+
+def test_sigterm_finishes_the_call_in_flight_and_answers_a_late_input_on_error(
+    site: Path, tmp_path: Path
+) -> None:
+    import signal
+
+    plugin_site = tmp_path / "plugin-site"
+    info = plugin_site / "mkt_hold-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mkt-hold\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[mofa.plugins]\nhold = mkt_hold:Hold\n")
+    (info / "RECORD").write_text("")
+    (plugin_site / "mkt_hold.py").write_text(HOLD_PLUGIN, encoding="utf-8")
+    (tmp_path / "hold.yml").write_text(HOLD_DATAFLOW, encoding="utf-8")
+    (tmp_path / "asker.py").write_text(HOLD_ASKER, encoding="utf-8")
+    (tmp_path / "kernel.py").write_text(KERNEL.replace("calculator", "hold"), encoding="utf-8")
+    os.mkfifo(tmp_path / "go")
+    os.mkfifo(tmp_path / "release")
+    env = environment(site)
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin_site), env["PYTHONPATH"]])
+    with subprocess.Popen(
+        [str(_dora()), "run", "hold.yml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as run:
+        assert run.stdout is not None
+        seen: list[str] = []
+        try:
+            _read_until(run.stdout, seen, "executing hold")
+            os.kill(int((tmp_path / "kernel.pid").read_text()), signal.SIGTERM)
+            _read_until(run.stdout, seen, "dora-node stopping on SIGTERM")
+            _write_fifo(tmp_path / "go")  # the asker sends "late" now
+            _read_until(run.stdout, seen, "asker heard failure 2")
+            _write_fifo(tmp_path / "release")  # the call in flight finishes
+            rest = run.stdout.read()
+            code = run.wait(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    output = "".join(seen) + rest
+    assert code == 0, _tail(output)
+    assert "the node is stopping: this input was not executed" in seen[-1]
+    assert "asker heard reply 1 done:hold" in rest
+    assert "executing late" not in output
     assert "kernel finished successfully" in rest
 
 
