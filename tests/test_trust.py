@@ -6,6 +6,7 @@ import base64
 import hashlib
 import importlib.metadata
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -462,3 +463,29 @@ def test_a_planted_bytecode_file_runs_only_without_the_lock(site: FakeSite, trus
     load_plugin_object(entry.source)
     value = importlib.import_module("trust_alpha.helpers").VALUE
     assert value == (1 if trust == "refuse" else "spoofed")
+
+
+def test_a_guard_passes_its_verdicts_on_to_another_process_unchanged(tmp_path: Path) -> None:
+    from mofa_kernel._trust_guard import Claims, TrustGuard
+
+    rows = [
+        ("pkg/__init__.py", "sha256", "abc"),
+        ("pkg/mod.py", "sha256", "def"),
+        ("pkg-1.0.dist-info/RECORD", "", ""),
+    ]
+    guard = TrustGuard()
+    approved = Claims.from_rows("pkg", tmp_path, rows, None)
+    refused = Claims.from_rows("evil", tmp_path / "other", rows[1:], "evil: not approved")
+    guard.judge(tmp_path / "pkg-1.0.dist-info", approved)
+    guard.judge(tmp_path / "evil-1.0.dist-info", refused)
+    try:
+        worker = TrustGuard()
+        worker.restore(json.loads(json.dumps(guard.snapshot())))  # as the wire carries it
+        try:
+            assert worker.snapshot() == guard.snapshot()
+            assert [Claims.from_data(data) for data in worker.snapshot()] == [approved, refused]
+            assert worker in sys.meta_path
+        finally:
+            worker.clear()
+    finally:
+        guard.clear()

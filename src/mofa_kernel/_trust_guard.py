@@ -16,6 +16,11 @@ distribution's RECORD claims,
   that matched RECORD. Extension modules are hashed just before the
   interpreter loads them from disk.
 
+A worker process of an isolated plugin enforces the very same lock:
+:meth:`TrustGuard.snapshot` hands the verdicts, with the digests this process
+verified, to the worker, whose :meth:`TrustGuard.restore` installs them before
+it imports the plugin.
+
 :func:`entry_point_problem` resolves an entry point's module the way the
 import system will, without importing anything.
 """
@@ -29,10 +34,10 @@ import importlib.machinery
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -105,6 +110,30 @@ class Claims:
         packages (so that a module added there is this distribution's problem too)."""
         return fullname in self.modules or fullname.rpartition(".")[0] in self.packages
 
+    def to_data(self) -> dict[str, Any]:
+        """This verdict as JSON data, for a worker process (see :meth:`TrustGuard.snapshot`)."""
+        return {
+            "label": self.label,
+            "root": str(self.root),
+            "refusal": self.refusal,
+            "hashes": [[str(path), *expected] for path, expected in self.hashes.items()],
+            "modules": sorted(self.modules),
+            "packages": sorted(self.packages),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Claims:
+        """The verdict :meth:`to_data` wrote: the same paths and digests, read from no file."""
+        hashes = {Path(path): (str(alg), str(digest)) for path, alg, digest in data["hashes"]}
+        return cls(
+            str(data["label"]),
+            Path(data["root"]),
+            None if data["refusal"] is None else str(data["refusal"]),
+            hashes,
+            frozenset(data["modules"]),
+            frozenset(data["packages"]),
+        )
+
 
 class _VerifiedSourceLoader(importlib.machinery.SourceFileLoader):
     """Compiles the module from the bytes it hashed; never reads or writes a ``.pyc``."""
@@ -169,6 +198,19 @@ class TrustGuard(importlib.abc.MetaPathFinder):
             self._claims[folder] = claims
             if self not in sys.meta_path:
                 sys.meta_path.insert(0, self)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every verdict held now, as JSON data: what a worker process needs to enforce the
+        very lock this process enforces (the digests this process verified, not RECORD's
+        text read again, which could have changed since)."""
+        with self._lock:
+            held = list(self._claims.items())
+        return [{"folder": str(folder), **claims.to_data()} for folder, claims in held]
+
+    def restore(self, snapshot: Iterable[Mapping[str, Any]]) -> None:
+        """Take on the verdicts of another process's :meth:`snapshot` and install the guard."""
+        for data in snapshot:
+            self.judge(Path(data["folder"]), Claims.from_data(data))
 
     def clear(self) -> None:
         """Forget every verdict and leave ``sys.meta_path``."""

@@ -34,3 +34,39 @@ def test_installed_plugins_run_in_workers(good_venv: KernelVenv) -> None:
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["isolation"] == "process"
     assert json.loads(info.stdout)["metadata"]["id"] == "hello"
+
+
+def test_the_table_shows_the_isolation_when_some_plugin_is_isolated(good_venv: KernelVenv) -> None:
+    config = good_venv.work / "isolated.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    narrow = {"COLUMNS": "80"}
+    for _ in range(2):  # computed, then replayed from the listing cache
+        listed = good_venv.cli("--config", str(config), "plugins", "list", env=narrow)
+        assert (listed.returncode, listed.stderr) == (0, "")
+        header, *lines = listed.stdout.splitlines()
+        assert header.split() == ["ID", "TYPE", "VERSION", "STATUS", "ISOLATION", "ABOUT"]
+        assert max(map(len, listed.stdout.splitlines())) <= 80
+        assert {line.split()[0]: line.split()[4] for line in lines} == {
+            "alpha": "process",
+            "beta": "inline",
+            "gamma": "process",
+            "hello": "process",
+        }
+    # Nothing isolated: the usual columns only; --wide always has the column.
+    plain = good_venv.cli("plugins", "list", env=narrow)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.splitlines()[0].split() == ["ID", "TYPE", "VERSION", "STATUS", "ABOUT"]
+    wide_runs = [
+        (("plugins", "list", "--wide"), "inline"),
+        (("--config", str(config), "plugins", "list", "-v"), "process"),
+    ]
+    for argv, expected in wide_runs:
+        wide = good_venv.cli(*argv)
+        assert wide.returncode == 0, wide.stderr
+        header, *lines = wide.stdout.splitlines()
+        column = header.index("ISOLATION")
+        assert header.split()[:7] == [
+            "ID", "TYPE", "DISTRIBUTION", "VERSION", "ENABLED", "ISOLATION", "STATUS"
+        ]  # fmt: skip
+        alpha = next(line for line in lines if line.startswith("alpha "))
+        assert alpha[column:].split()[0] == expected

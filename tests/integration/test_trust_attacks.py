@@ -206,40 +206,78 @@ def test_a_shadow_copy_earlier_on_sys_path_is_refused(clean: TrustVenv, tmp_path
     assert clean.imported() == set()
 
 
-RACE = """\
-import pathlib
-import sys
-
-from mofa_kernel._discovery import load_plugin_object, survey
-from mofa_kernel._trust import TrustLock, exclusion_rule
-
-found = survey(exclusion_rule(TrustLock.read("mofa-trust.json"), "refuse"))
-(entry,) = found.find("calculator")
-assert entry.status == "discovered", entry.reason
-# The lock has read and approved every file. Now the attacker's move:
-site = pathlib.Path(sys.argv[1]) / "mofa_sample_calculator"
-if sys.argv[2] == "swap":
-    evaluator = site / "_evaluator.py"
-    evaluator.write_text(evaluator.read_text() + "\\nimport planted_marker\\n")
-else:
-    (site / "_evaluator").mkdir()
-    (site / "_evaluator" / "__init__.py").write_text("import planted_marker\\n")
-try:
-    load_plugin_object(entry.source)
-except Exception as exc:
-    print(exc)
-    sys.exit(3)
-print("imported")
+#: The attacker's two moves on an approved module once the lock has verified it: the source file
+#: swapped for one that writes a marker when run, or a package planted beside it (the import
+#: system prefers the package), whose ``__init__`` writes the marker.
+ATTACKER = """\
+def attack(module, move):
+    payload = 'import os, pathlib\\n'
+    payload += 'pathlib.Path(os.environ["MKT_MARKER_DIR"], "attacker.imported").write_text("!")\\n'
+    if move == "swap":
+        module.write_text(module.read_text() + "\\n" + payload)
+    else:
+        module.with_suffix("").mkdir()
+        (module.with_suffix("") / "__init__.py").write_text(payload)
 """
 
 
+def refusal(module: Path, label: str, move: str) -> str:
+    """What the import guard says about ``attack(module, move)``."""
+    if move == "swap":
+        expected = f"{module} of {label} changed after it was verified"
+    else:
+        name = module.relative_to(module.parents[1]).with_suffix("").as_posix().replace("/", ".")
+        expected = (
+            f"module {name} of {label} would be imported from {module.with_suffix('')}/"
+            "__init__.py, which its RECORD does not hash"
+        )
+    return "ImportError: refused by the trust lock: " + expected
+
+
+RACE = (
+    ATTACKER
+    + """
+import pathlib
+import sys
+
+from mofa_kernel._config import KernelSettings
+from mofa_kernel._discovery import load_plugin_object, survey
+from mofa_kernel._isolation._setup import isolated_plugin
+from mofa_kernel._trust import TrustLock, exclusion_rule
+
+module, move, isolation = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+found = survey(exclusion_rule(TrustLock.read("mofa-trust.json"), "refuse"))
+(entry,) = found.find("calculator")
+assert entry.status == "discovered", entry.reason
+attack(module, move)  # the lock has read and approved every file: now the attacker moves
+try:
+    if isolation == "process":  # what discovery does for an isolated plugin: a worker imports it
+        isolated_plugin(entry.source, KernelSettings(), 60.0)
+    else:
+        load_plugin_object(entry.source)
+except Exception as exc:
+    print(exc)
+    if isolation == "process":  # the host's own import is refused in the very same words
+        try:
+            load_plugin_object(entry.source)
+        except Exception as inline:
+            print("same as inline" if str(inline) == str(exc) else f"inline: {inline}")
+    sys.exit(3)
+print("imported")
+"""
+)
+
+
+@pytest.mark.parametrize("isolation", ["inline", "process"])
 @pytest.mark.parametrize("move", ["swap", "plant"])
-def test_a_file_changed_after_the_check_is_not_imported(clean: TrustVenv, move: str) -> None:
+def test_a_file_changed_after_the_check_is_not_imported(
+    clean: TrustVenv, move: str, isolation: str
+) -> None:
     evaluator = clean.site / "mofa_sample_calculator" / "_evaluator.py"
     original = evaluator.read_bytes()
     try:
         result = subprocess.run(
-            [str(clean.python), "-c", RACE, str(clean.site), move],
+            [str(clean.python), "-c", RACE, str(evaluator), move, isolation],
             capture_output=True,
             text=True,
             cwd=clean.work,
@@ -248,19 +286,161 @@ def test_a_file_changed_after_the_check_is_not_imported(clean: TrustVenv, move: 
             check=False,
         )
         assert result.returncode == 3, result.stdout + result.stderr
-        if move == "swap":
-            expected = f"{evaluator} of mofa-sample-calculator changed after it was verified"
-        else:
-            expected = (
-                "module mofa_sample_calculator._evaluator of mofa-sample-calculator would be "
-                f"imported from {evaluator.with_suffix('')}/__init__.py, which its RECORD "
-                "does not hash"
-            )
-        assert "ImportError: refused by the trust lock: " + expected in result.stdout
-        assert "planted_marker" not in result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("cannot import plugin 'calculator' from mofa-sample-calculator ")
+        assert refusal(evaluator, "mofa-sample-calculator", move) in lines[0]
+        if isolation == "process":
+            assert lines[1:] == ["same as inline"]
+        assert clean.imported() == set()
     finally:
         evaluator.write_bytes(original)
         shutil.rmtree(evaluator.with_suffix(""), ignore_errors=True)
+
+
+#: An approved class-style plugin that can run in a worker (the calculator cannot: it shares a
+#: method through ctx.set_state, and only JSON values cross the boundary), with a submodule.
+ISO_PLUGIN = """\
+from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
+
+from mkt_iso._impl import shout
+
+
+class Iso(AgentPlugin):
+    metadata = PluginMetadata("iso", "Iso", PluginType.TOOL)
+
+    async def execute(self, input):
+        return shout(input)
+"""
+
+ISOLATED = '[kernel]\ntrust = "refuse"\nisolation = "process"\n[plugins.iso]\nmax_restarts = 1\n'
+
+
+@pytest.fixture
+def iso(clean: TrustVenv, tmp_path: Path) -> Iterator[TrustVenv]:
+    """The trust virtualenv with ``mkt-iso`` installed and approved, and ``isolated.toml``
+    running every plugin in a worker; all of it taken away after the test."""
+    wheel = build_wheel(
+        tmp_path,
+        name="mkt-iso",
+        files={
+            "mkt_iso/__init__.py": ISO_PLUGIN,
+            "mkt_iso/_impl.py": "def shout(text):\n    return text.upper()\n",
+        },
+        plugins={"iso": "mkt_iso:Iso"},
+    )
+    clean.install_wheel(wheel)
+    lock_path = clean.work / "mofa-trust.json"
+    before = lock_path.read_text(encoding="utf-8")
+    (clean.work / "isolated.toml").write_text(ISOLATED, encoding="utf-8")
+    try:
+        approved = clean.cli("plugins", "approve", "mkt-iso")
+        assert approved.returncode == 0, approved.stderr
+        yield clean
+    finally:
+        lock_path.write_text(before, encoding="utf-8")
+        (clean.work / "isolated.toml").unlink()
+        shutil.rmtree(clean.site / "mkt_iso" / "_impl", ignore_errors=True)
+        remove_installed(clean.site, "mkt_iso-1.0.dist-info")
+
+
+def test_an_approved_plugin_runs_isolated_under_the_lock(iso: TrustVenv) -> None:
+    listed = iso.cli("--config", "isolated.toml", "plugins", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["id"]: (row["status"], row["isolation"]) for row in json.loads(listed.stdout)}
+    assert rows["iso"] == ("discovered", "process")
+    assert rows["hello"] == ("discovered", "process")
+    ran = iso.cli("--config", "isolated.toml", "run", "iso", "quiet")
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "QUIET\n", "")
+    ran = iso.cli("--config", "isolated.toml", "run", "hello", "x")
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "Hello, x!\n", "")
+
+
+def test_a_kernel_planted_in_the_working_folder_never_runs_in_a_worker(iso: TrustVenv) -> None:
+    planted = iso.work / "mofa_kernel"
+    planted.mkdir()
+    (planted / "__init__.py").write_text(
+        "import os, pathlib\n"
+        'pathlib.Path(os.environ["MKT_MARKER_DIR"], "planted_kernel.imported").write_text("!")\n',
+        encoding="utf-8",
+    )
+    try:
+        ran = iso.cli("--config", "isolated.toml", "run", "iso", "planted")
+        assert (ran.returncode, ran.stdout, ran.stderr) == (0, "PLANTED\n", "")
+        assert iso.imported() == set()
+    finally:
+        shutil.rmtree(planted)
+
+
+#: A host serving ``iso`` in a worker and ``hello`` inline. While it runs, the attacker moves;
+#: then the worker dies (a crash, a segfault) and the kernel restarts it: a new worker imports
+#: the plugin again, long after the lock verified it.
+RESTART = (
+    ATTACKER
+    + """
+import asyncio
+import os
+import pathlib
+import signal
+import sys
+
+from mofa_kernel import PluginManager
+
+
+async def main(module, move):
+    manager = PluginManager.from_config("isolated.toml")
+    refused = asyncio.get_running_loop().create_future()
+
+    def heard(event):
+        state = getattr(event, "new_state", None)
+        if state is not None and state.is_error and "trust lock" in (state.message or ""):
+            if not refused.done():
+                refused.set_result(state.message)
+
+    manager.add_listener(heard)
+    manager.discover()
+    await manager.start_all()
+    try:
+        print(await manager.execute("iso", "before"))
+        worker = manager.get("iso").worker_pid
+        assert worker is not None and worker != os.getpid()
+        attack(module, move)
+        os.killpg(worker, signal.SIGKILL)
+        print(await asyncio.wait_for(refused, 60))
+        print(manager.state("iso").message)
+        print(await manager.execute("hello", "still here"))
+    finally:
+        await manager.shutdown()
+
+
+asyncio.run(main(pathlib.Path(sys.argv[1]), sys.argv[2]))
+"""
+)
+
+
+@pytest.mark.parametrize("move", ["swap", "plant"])
+def test_a_restarted_worker_runs_only_what_the_host_verified(iso: TrustVenv, move: str) -> None:
+    module = iso.site / "mkt_iso" / "_impl.py"
+    config = '[kernel]\ntrust = "refuse"\n[plugins.iso]\nisolation = "process"\nmax_restarts = 1\n'
+    (iso.work / "isolated.toml").write_text(config, encoding="utf-8")
+    result = subprocess.run(
+        [str(iso.python), "-c", RESTART, str(module), move],
+        capture_output=True,
+        text=True,
+        cwd=iso.work,
+        env=iso.environ(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer, refused, state, hello = result.stdout.splitlines()
+    assert answer == "BEFORE"
+    assert refused.startswith(
+        "load failed: PluginLoadError: cannot import plugin 'iso' from mkt-iso 1.0 (mkt_iso:Iso): "
+    )
+    assert refusal(module, "mkt-iso", move) in refused
+    assert state == refused  # and there it stays: a restart that is refused is not retried
+    assert hello == "Hello, still here!"
+    assert iso.imported() == set()
 
 
 def test_a_pth_file_pointing_outside_record_is_never_approved(

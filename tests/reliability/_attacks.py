@@ -76,10 +76,37 @@ ATTACKS: Final = (
         "trust lock",
         "a file swapped, or a package planted, after the lock read it and before the import",
         "the import guard compiles approved modules from the bytes it hashed and refuses "
-        "modules from files RECORD does not hash",
+        "modules from files RECORD does not hash; an isolated plugin's worker (`isolation = "
+        '"process"`) installs the same guard, with the digests the host verified, before it '
+        "imports the plugin, and its refusal reads word for word as the host's",
         "`ImportError: refused by the trust lock: …/_evaluator.py of mofa-sample-calculator "
         "changed after it was verified`",
         (f"{_TRUST}::test_a_file_changed_after_the_check_is_not_imported",),
+    ),
+    Attack(
+        "trust lock",
+        "a file swapped, or a package planted, while an isolated plugin runs, so that the "
+        "restart after its worker dies (a crash, a segfault) imports the new code",
+        "every worker, a restarted one too, imports only the bytes the host verified at "
+        "discovery: the restart is refused, the plugin stays in its error state, the host "
+        "and the other plugins serve on; an approved isolated plugin runs as before",
+        "the plugin's error state: `load failed: PluginLoadError: cannot import plugin 'iso' "
+        "from mkt-iso 1.0 (mkt_iso:Iso): ImportError: refused by the trust lock: …/_impl.py "
+        "of mkt-iso changed after it was verified …`",
+        (
+            f"{_TRUST}::test_a_restarted_worker_runs_only_what_the_host_verified",
+            f"{_TRUST}::test_an_approved_plugin_runs_isolated_under_the_lock",
+        ),
+    ),
+    Attack(
+        "isolation",
+        "a `mofa_kernel` package planted in the host's working folder, where `python -m` "
+        "would look first when it starts a worker",
+        "workers start without the working folder on `sys.path` (the `mofa-kernel` script "
+        "does not import from it either) and take the host's `sys.path` before they import "
+        "the plugin",
+        "nothing: the planted package does not run",
+        (f"{_TRUST}::test_a_kernel_planted_in_the_working_folder_never_runs_in_a_worker",),
     ),
     Attack(
         "trust lock",

@@ -23,6 +23,9 @@ __all__ = [
     "CELLS",
     "KNOWN_FAILURES",
     "POLICIES",
+    "PROCESS_CELLS",
+    "PROCESS_FAULTS",
+    "PROCESS_HOOKS",
     "Cell",
     "KnownFailure",
     "cancellation_is_a_fault",
@@ -83,15 +86,18 @@ def _known_failure(style: str, hook: str, fault: str) -> KnownFailure | None:
 
 @attrs.frozen
 class Cell:
-    """One hook of one plugin style misbehaving in one way."""
+    """One hook of one plugin style misbehaving in one way, inline or in a worker process."""
 
     style: str
     hook: str
     fault: str
+    #: ``"inline"``, or ``"process"``: the plugin runs in a worker (``isolation = "process"``).
+    isolation: str = "inline"
 
     @property
     def id(self) -> str:
-        return f"{self.style}-{self.hook}-{self.fault}"
+        suffix = "-process" if self.isolation == "process" else ""
+        return f"{self.style}-{self.hook}-{self.fault}{suffix}"
 
     def policy(self, *, cancellation_is_fault: bool | None = None) -> str:
         """The documented behaviour this cell asserts (a key of :data:`POLICIES`)."""
@@ -115,9 +121,23 @@ CELLS: Final = tuple(
     Cell(style, hook, fault) for style in STYLES for hook in HOOKS for fault in FAULTS
 )
 
+#: The hooks and faults also run with the plugin in a worker process (class-style plugins):
+#: every hook the manager calls on a running plugin's lifecycle, against the two faults a
+#: worker handles differently from the host (an exception crosses the wire; a hang past the
+#: deadline ends the worker). ``plugin_metadata`` is read once from the worker when it starts,
+#: and ``stats`` answers from figures the worker reported at ``start`` and ``health_check``,
+#: so their faults show at those calls instead.
+PROCESS_HOOKS: Final = tuple(h for h in HOOKS if h not in ("plugin_metadata", "stats"))
+PROCESS_FAULTS: Final = ("raise", "hang")
+
+#: The worker-process cells, in table order: hook, then fault.
+PROCESS_CELLS: Final = tuple(
+    Cell("class", hook, fault, "process") for hook in PROCESS_HOOKS for fault in PROCESS_FAULTS
+)
+
 #: Cells that fail today, by cell id.
 KNOWN_FAILURES: Final = {
     cell.id: failure
-    for cell in CELLS
+    for cell in (*CELLS, *PROCESS_CELLS)
     if (failure := _known_failure(cell.style, cell.hook, cell.fault)) is not None
 }

@@ -21,7 +21,18 @@ import attrs
 
 from ._attacks import render_attacks
 from ._faults import FAULT_TITLES, FAULTS, HOOKS, STYLES
-from ._matrix import CELLS, KNOWN_FAILURES, POLICIES, Cell, KnownFailure
+from ._matrix import (
+    CELLS,
+    KNOWN_FAILURES,
+    POLICIES,
+    PROCESS_CELLS,
+    PROCESS_FAULTS,
+    PROCESS_HOOKS,
+    Cell,
+    KnownFailure,
+)
+from ._process_faults import ROWS as PROCESS_ROWS
+from ._process_faults import render_process_faults
 
 __all__ = [
     "DOC",
@@ -80,6 +91,8 @@ class Collector:
     faults_survived: collections.Counter[str] = attrs.field(factory=collections.Counter)
     soak: dict[str, Any] = attrs.field(factory=dict)
     durability: dict[str, Any] = attrs.field(factory=dict)
+    #: Outcomes of the cells of "Faults only a process can contain", by ``KEY-ISOLATION``.
+    process_faults: dict[str, str] = attrs.field(factory=dict)
     #: Strict expected failures outside the matrix: test name -> reason.
     other_xfails: dict[str, str] = attrs.field(factory=dict)
 
@@ -90,8 +103,11 @@ class Collector:
         outcome = _outcome(report)
         if outcome is None:
             return
-        if isinstance(cell, Cell) and (report.when == "call" or outcome != "passed"):
+        settles = report.when == "call" or outcome != "passed"
+        if isinstance(cell, Cell) and settles:
             self.cells[cell.id] = outcome
+        elif isinstance(cell, str) and settles:
+            self.process_faults[cell] = outcome
         elif outcome == "xfailed":
             self.other_xfails[nodeid.rsplit("/", 1)[-1]] = str(report.wasxfail)
         if DOC_CHECK in nodeid:
@@ -112,11 +128,17 @@ class Collector:
     def incomplete(self) -> list[str]:
         """Why this run cannot write the document (empty when it can)."""
         problems: list[str] = []
-        missing = [cell.id for cell in CELLS if cell.id not in self.cells]
+        missing = [cell.id for cell in (*CELLS, *PROCESS_CELLS) if cell.id not in self.cells]
         if missing:
             problems.append(f"{len(missing)} matrix cells did not run (e.g. {missing[0]})")
         bad = {cid: out for cid, out in self.cells.items() if out not in _MARK}
         problems += [f"matrix cell {cid}: {out}" for cid, out in sorted(bad.items())]
+        ran = {cid: self.process_faults.get(cid) for r in PROCESS_ROWS for cid in r.cell_ids()}
+        problems += [
+            f"process-fault cell {cid}: {out or 'not run'}"
+            for cid, out in ran.items()
+            if out != "passed"
+        ]
         problems += [f"no fuzz examples counted for {t}" for t in FUZZ_TARGETS if not self.fuzz[t]]
         if not self.soak:
             problems.append("the soak did not run")
@@ -142,7 +164,7 @@ def render_matrix(cells: dict[str, str], *, cancellation_is_fault: bool) -> str:
     lines: list[str] = []
     header = "| hook | " + " | ".join(FAULT_TITLES[f] for f in FAULTS) + " |"
     rule = "|" + "---|" * (len(FAULTS) + 1)
-    by_id = {cell.id: cell for cell in CELLS}
+    by_id = {cell.id: cell for cell in (*CELLS, *PROCESS_CELLS)}
     for style in STYLES:
         lines += [f"### {_STYLE_TITLES[style]}", "", header, rule]
         for hook in HOOKS:
@@ -157,10 +179,36 @@ def render_matrix(cells: dict[str, str], *, cancellation_is_fault: bool) -> str:
             lines.append(f"| `{hook}` | " + " | ".join(row) + " |")
         lines.append("")
 
-    counts = collections.Counter(cells.get(cell.id, "not run") for cell in CELLS)
+    lines += [
+        "### Class-style plugins in a worker process",
+        "",
+        'The same cells with the plugin in a worker of its own (`isolation = "process"`), '
+        "imported there from an installed distribution, with restarts off so that each cell "
+        "sees the fault itself; a hang also ends the worker. Every hook but `plugin_metadata` "
+        "(read once, when the worker starts) and `stats` (answered from the figures the worker "
+        "reported at `start` and `health_check`), against the two faults a worker handles "
+        "differently from the host.",
+        "",
+        "| hook | " + " | ".join(FAULT_TITLES[f] for f in PROCESS_FAULTS) + " |",
+        "|" + "---|" * (len(PROCESS_FAULTS) + 1),
+    ]
+    for hook in PROCESS_HOOKS:
+        row = [
+            _cell_text(
+                by_id[f"class-{hook}-{fault}-process"],
+                cells.get(f"class-{hook}-{fault}-process"),
+                cancellation_is_fault=cancellation_is_fault,
+            )
+            for fault in PROCESS_FAULTS
+        ]
+        lines.append(f"| `{hook}` | " + " | ".join(row) + " |")
+    lines.append("")
+    every = (*CELLS, *PROCESS_CELLS)
+    counts = collections.Counter(cells.get(cell.id, "not run") for cell in every)
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     lines += [
-        f"**{len(CELLS)} cells: {summary}.** ✓ the cell passed; ✗ a strict expected "
+        f"**{len(every)} cells ({len(CELLS)} inline, {len(PROCESS_CELLS)} in a worker "
+        f"process): {summary}.** ✓ the cell passed; ✗ a strict expected "
         "failure, explained below (it turns red the day it passes, so this table cannot "
         "go stale). The letter is the policy the cell asserts:",
         "",
@@ -169,7 +217,7 @@ def render_matrix(cells: dict[str, str], *, cancellation_is_fault: bool) -> str:
         lines += [f"{mark}", f": {text[0].upper()}{text[1:]}.", ""]
 
     failures: dict[str, tuple[KnownFailure, list[str]]] = {}
-    for cell in CELLS:
+    for cell in (*CELLS, *PROCESS_CELLS):
         failure = KNOWN_FAILURES.get(cell.id)
         if failure is not None:
             failures.setdefault(failure.tag, (failure, []))[1].append(cell.id)
@@ -188,7 +236,10 @@ def render_matrix(cells: dict[str, str], *, cancellation_is_fault: bool) -> str:
 
 def expected_matrix_region() -> str:
     """The matrix as it reads when every cell behaves as _matrix.py expects (Python 3.11+)."""
-    outcomes = {cell.id: "xfailed" if cell.id in KNOWN_FAILURES else "passed" for cell in CELLS}
+    outcomes = {
+        cell.id: "xfailed" if cell.id in KNOWN_FAILURES else "passed"
+        for cell in (*CELLS, *PROCESS_CELLS)
+    }
     return render_matrix(outcomes, cancellation_is_fault=True)
 
 
@@ -211,8 +262,9 @@ def render_figures(collector: Collector) -> str:
         ("run", f"{run_mode()} mode, Python {platform.python_version()}"),
         (
             "matrix cells",
-            f"{len(CELLS)}: {cells['passed']} passed, {cells['xfailed']} expected failures "
-            f"(strict), {len(CELLS) - cells['passed'] - cells['xfailed']} otherwise",
+            f"{len(CELLS) + len(PROCESS_CELLS)} ({len(PROCESS_CELLS)} in worker processes): "
+            f"{cells['passed']} passed, {cells['xfailed']} expected failures (strict), "
+            f"{len(CELLS) + len(PROCESS_CELLS) - cells['passed'] - cells['xfailed']} otherwise",
         ),
         ("faults survived", f"{survived:,} ({survived_parts})"),
         (
@@ -298,4 +350,5 @@ def write_document(collector: Collector, *, cancellation_is_fault: bool) -> None
     )
     text = replace_region(text, "figures", render_figures(collector))
     text = replace_region(text, "attacks", render_attacks())
+    text = replace_region(text, "process-faults", render_process_faults(collector.process_faults))
     DOC.write_text(text, encoding="utf-8")

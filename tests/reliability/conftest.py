@@ -38,7 +38,10 @@ def pytest_runtest_makereport(
     collector = item.config.stash.get(COLLECTOR, None)
     if collector is not None:  # only this package's items reach this conftest's hook
         callspec = getattr(item, "callspec", None)
-        cell = callspec.params.get("cell") if callspec is not None else None
+        params = callspec.params if callspec is not None else {}
+        cell = params.get("cell")
+        if "key" in params and "isolation" in params:  # test_process_faults.py's cells
+            cell = f"{params['key']}-{params['isolation']}"
         collector.record_report(item.nodeid, cell, report)
     return report
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import time
 import warnings
@@ -33,6 +34,8 @@ from mofa_kernel import (
     PluginState,
     PluginTimeoutError,
 )
+from mofa_kernel._config import KernelSettings, PluginSection
+from mofa_kernel._isolation import IsolatedPlugin, WorkerExit, WorkerSpec
 
 from . import _faults
 from ._faults import (
@@ -46,7 +49,7 @@ from ._faults import (
     faulty_plugin,
     hook_word,
 )
-from ._matrix import CELLS, Cell
+from ._matrix import CELLS, PROCESS_CELLS, Cell
 from ._report import Collector
 
 #: The deadline of the well-behaved plugins.
@@ -71,17 +74,22 @@ def _param(cell: Cell) -> Any:
 
 
 class Host:
-    """One cell's host: the manager, its plugins, the events it emitted."""
+    """One cell's host: the manager, its plugins, the events it emitted.
 
-    def __init__(self, style: str, fault: Fault) -> None:
+    ``worker`` is the faulty plugin in a worker process, when the cell is one of those; it is
+    never restarted there, so that the cell sees the fault's own outcome.
+    """
+
+    def __init__(self, style: str, fault: Fault, worker: IsolatedPlugin | None = None) -> None:
         self.fault = fault
-        self.manager = PluginManager(timeout=LONG, block_limit=BLOCK_LIMIT)
+        settings = KernelSettings(plugins={F: PluginSection(max_restarts=0)})
+        self.manager = PluginManager(timeout=LONG, block_limit=BLOCK_LIMIT, settings=settings)
         self.events: list[KernelEvent] = []
         self.manager.add_listener(self.events.append)
         self.child = Steady("child", F)
         self.grandchild = Steady("grandchild", "child")
         self.bystander = Steady("bystander")
-        self.plugin = faulty_plugin(style, fault)
+        self.plugin = worker if worker is not None else faulty_plugin(style, fault)
 
     def register_faulty(self) -> None:
         self.manager.register(self.plugin, timeout=TIMEOUT)
@@ -229,9 +237,17 @@ async def _check_rest_of_host(host: Host, pinger: Pinger, *, faulty_known: bool)
         assert manager.state(F) not in (RUNNING, PAUSED)
 
 
-async def _contained(cell: Cell) -> None:
+async def _contained(cell: Cell, site: FakeSite) -> None:
     fault = Fault(cell.hook, cell.fault)
-    host = Host(cell.style, fault)
+    worker = None
+    exits: asyncio.Queue[WorkerExit] = asyncio.Queue()
+    if cell.isolation == "process":
+        # The same plugin, imported by a worker from an installed distribution: its Fault
+        # object lives there, so the strikes are seen through what the host reports.
+        spec = WorkerSpec(F, _add_faulty(site, cell), grace=0.5)
+        worker = await IsolatedPlugin.spawn(spec, deadline=TIMEOUT)
+        worker.on_worker_exit(exits.put_nowait)
+    host = Host(cell.style, fault, worker)
     host.register_faulty()
     host.register_steady()
     manager = host.manager
@@ -251,7 +267,13 @@ async def _contained(cell: Cell) -> None:
                 # The loop kept turning while the plugin hung: the bystander kept answering.
                 assert pinger.answers > answers_before
         await manager.settle()
-        assert fault.strikes >= 1
+        if worker is None:
+            assert fault.strikes >= 1
+        elif cell.fault == "hang" and cell.hook != "unload":  # unload ends the worker anyway
+            # Nothing but ending the worker stops a call there: it was ended for its deadline.
+            ended = await asyncio.wait_for(exits.get(), CELL_BUDGET)
+            assert ended.cause == "deadline", ended
+            assert worker.worker_pid is None
 
         state = manager.state(F)
         assert state.is_error, f"faulty is {state}, not in the error state"
@@ -268,14 +290,16 @@ async def _contained(cell: Cell) -> None:
         await _check_rest_of_host(host, pinger, faulty_known=True)
 
 
-def _add_faulty(site: FakeSite, cell: Cell) -> None:
-    """An installed distribution whose entry point ``faulty`` names the cell's plugin."""
+def _add_faulty(site: FakeSite, cell: Cell) -> str:
+    """An installed distribution whose entry point ``faulty`` names the cell's plugin; the
+    entry point."""
     module = f"faulty_entry_{cell.style}_{cell.fault}"
     text = (
         f"from {_faults.__name__} import Fault, faulty_plugin\n\n"
         f"plugin = faulty_plugin({cell.style!r}, Fault({cell.hook!r}, {cell.fault!r}))\n"
     )
     site.add("faulty-dist", plugins={F: f"{module}:plugin"}, files={f"{module}.py": text})
+    return f"{module}:plugin"
 
 
 async def _registration(cell: Cell, site: FakeSite) -> None:
@@ -404,7 +428,7 @@ def test_cell(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if policy == "contained":
-            asyncio.run(asyncio.wait_for(_contained(cell), CELL_BUDGET))
+            asyncio.run(asyncio.wait_for(_contained(cell, fake_site), CELL_BUDGET))
         elif policy == "registration":
             asyncio.run(asyncio.wait_for(_registration(cell, fake_site), CELL_BUDGET))
         elif policy == "not_a_fault":
@@ -418,9 +442,19 @@ def test_cell(
         tally.count_fault_survived("matrix")
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="workers need pidfds")
+@pytest.mark.parametrize("cell", [_param(cell) for cell in PROCESS_CELLS])
+def test_cell_in_a_worker(
+    cell: Cell, fake_site: FakeSite, monkeypatch: pytest.MonkeyPatch, tally: Collector
+) -> None:
+    test_cell(cell, fake_site, monkeypatch, tally)
+
+
 def test_every_cell_is_in_the_matrix() -> None:
     assert len(CELLS) == 2 * 11 * 7
-    assert len({cell.id for cell in CELLS}) == len(CELLS)
+    assert len(PROCESS_CELLS) == 9 * 2
+    ids = {cell.id for cell in (*CELLS, *PROCESS_CELLS)}
+    assert len(ids) == len(CELLS) + len(PROCESS_CELLS)
 
 
 def test_the_document_shows_the_expected_matrix() -> None:

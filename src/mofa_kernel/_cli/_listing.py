@@ -79,8 +79,9 @@ def print_rows(
     """Print the listing as JSON or as a table, each row with its cached metadata if any.
 
     The table has ID, TYPE, VERSION, STATUS and ABOUT (the description, or
-    why the plugin is not usable), shortened to the terminal's width; ``wide``
-    prints every column in full.
+    why the plugin is not usable), shortened to the terminal's width, and
+    ISOLATION after STATUS when some plugin runs in a worker process; ``wide``
+    prints every column in full, ISOLATION always.
     """
     from mofa_kernel._cache import lookup_metadata
 
@@ -97,8 +98,8 @@ def print_rows(
         out.line("No plugins installed (entry-point group mofa.plugins).")
         return
     if wide:
-        headers = ["ID", "TYPE", "DISTRIBUTION", "VERSION", "ENABLED", "STATUS", "ENTRY POINT",
-                   "PATH", "ABOUT"]  # fmt: skip
+        headers = ["ID", "TYPE", "DISTRIBUTION", "VERSION", "ENABLED", "ISOLATION", "STATUS",
+                   "ENTRY POINT", "PATH", "ABOUT"]  # fmt: skip
         table = [
             [
                 row["id"],
@@ -106,6 +107,7 @@ def print_rows(
                 row["distribution"] or "-",
                 row["distribution_version"] or "-",
                 "yes" if row["enabled"] else "no",
+                row["isolation"],
                 row["status"],
                 row["entry_point"],
                 row["path"] or "-",
@@ -115,17 +117,20 @@ def print_rows(
         ]
         out.line(format_table(headers, table))
         return
+    isolated = any(row["isolation"] != "inline" for row in rows)
+    headers = ["ID", "TYPE", "VERSION", "STATUS", *(["ISOLATION"] if isolated else []), "ABOUT"]
     table = [
         [
             row["id"],
             _type_word(found),
             row["distribution_version"] or "-",
             row["status"],
+            *([row["isolation"]] if isolated else []),
             _about(row, found),
         ]
         for row, found in zip(rows, metadata, strict=True)
     ]
-    out.line(fit_table(["ID", "TYPE", "VERSION", "STATUS", "ABOUT"], table, terminal_width()))
+    out.line(fit_table(headers, table, terminal_width()))
 
 
 def _type_word(metadata: object) -> str:

@@ -46,6 +46,7 @@ from ._spawn import (
     Prepared,
     WorkerSpec,
     end_group,
+    import_failure,
     launch,
     spares,
     spec_frame,
@@ -303,13 +304,7 @@ class WorkerProcess:
             writer.write(frame)
 
     def _import_error(self, fault: Mapping[str, Any]) -> PluginLoadError:
-        message = str(fault.get("message") or fault.get("type"))
-        return PluginLoadError(
-            f"worker of plugin {self.spec.plugin_id!r}: {message}",
-            plugin_id=self.spec.plugin_id,
-            distribution=self.spec.distribution,
-            entry_point=self.spec.entry_point,
-        )
+        return import_failure(self.spec, fault)
 
     def _gone_error(self, method: str) -> PluginError:
         ending = self.exit or self._ending

@@ -25,6 +25,7 @@ def worker_spec(source: PluginSource, settings: KernelSettings) -> WorkerSpec:
         source.entry_point,
         distribution=source.distribution,
         group=source.group,
+        distribution_version=source.distribution_version,
         memory_limit=section.memory_limit,
     )
 

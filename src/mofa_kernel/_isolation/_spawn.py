@@ -19,12 +19,15 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._exit import WorkerExit
 from ._frames import FAIL, MEMORY_EXIT, META, SPEC, FrameDecoder, encode
+
+if TYPE_CHECKING:
+    from mofa_kernel._errors import PluginLoadError
 
 __all__ = [
     "Launched",
@@ -32,6 +35,7 @@ __all__ = [
     "WorkerSpec",
     "discard",
     "end_group",
+    "import_failure",
     "kill_now",
     "launch",
     "prepare",
@@ -42,7 +46,18 @@ __all__ = [
 ]
 
 #: ``-u``: the plugin's prints reach the host's stdout as they happen, not when a buffer fills.
-_ARGV = ("-u", "-m", "mofa_kernel._isolation._worker")
+#: ``-c`` rather than ``-m``, dropping the working folder that both put first on ``sys.path``:
+#: the worker must not import the kernel, or anything before the plugin, from a folder the
+#: host (the ``mofa-kernel`` script, or a program of its own) does not import from; a
+#: ``mofa_kernel`` planted there would run in every worker, under the trust lock too. The
+#: worker takes the host's ``sys.path`` from its spec before it imports the plugin.
+_ARGV = (
+    "-u",
+    "-c",
+    # '' is the working folder (absent under PYTHONSAFEPATH=1 or -P, and then nothing to drop)
+    "import sys\nif sys.path[:1] == ['']:\n    del sys.path[0]\n"
+    "from mofa_kernel._isolation._worker import main\nmain()",
+)
 
 
 @attrs.frozen
@@ -54,6 +69,8 @@ class WorkerSpec:
     entry_point: str
     distribution: str | None = None
     group: str = "mofa.plugins"
+    #: For messages: the worker names the plugin's origin as the host's discovery would.
+    distribution_version: str | None = None
     #: The worker's address-space cap in MiB (``None``: no cap).
     memory_limit: int | None = None
     #: Seconds between SIGTERM and SIGKILL when the host ends a worker.
@@ -64,6 +81,16 @@ class WorkerSpec:
     sys_path: tuple[str, ...] = attrs.field(factory=lambda: tuple(sys.path))
     #: The worker's environment (``None``: the host's).
     env: Mapping[str, str] | None = None
+    #: The trust lock's verdicts the worker enforces before it imports anything of the
+    #: plugin; by default the host's own (:meth:`TrustGuard.snapshot`), so an isolated
+    #: plugin runs only the bytes the host verified, as an inline one does.
+    trust: tuple[Mapping[str, Any], ...] = attrs.field(factory=lambda: _host_trust())
+
+
+def _host_trust() -> tuple[Mapping[str, Any], ...]:
+    from mofa_kernel._trust_guard import GUARD
+
+    return tuple(GUARD.snapshot())
 
 
 @attrs.frozen
@@ -121,9 +148,11 @@ def spec_frame(spec: WorkerSpec) -> bytes:
                 "plugin_id": spec.plugin_id,
                 "entry_point": spec.entry_point,
                 "distribution": spec.distribution,
+                "distribution_version": spec.distribution_version,
                 "group": spec.group,
                 "memory_limit": spec.memory_limit,
                 "sys_path": list(spec.sys_path),
+                "trust": list(spec.trust),
             },
         ]
     )
@@ -171,15 +200,27 @@ def prepare(spec: WorkerSpec, timeout: float | None) -> Prepared:
                 if message[0] == META:
                     return Prepared(launched, message[1], tuple(message[2]))
                 if message[0] == FAIL:
-                    raise PluginLoadError(
-                        f"{label}: {message[2].get('message') or message[2].get('type')}",
-                        plugin_id=spec.plugin_id,
-                        distribution=spec.distribution,
-                        entry_point=spec.entry_point,
-                    )
+                    raise import_failure(spec, message[2])
     except BaseException:
         kill_now(launched)
         raise
+
+
+def import_failure(spec: WorkerSpec, fault: Mapping[str, Any]) -> PluginLoadError:
+    """Why the worker could not import or adapt its plugin: a ``PluginLoadError`` raised
+    there names the plugin and its origin itself, in the very words an inline import uses
+    (a trust lock refusal included); anything else is prefixed with the worker's name."""
+    from mofa_kernel._errors import PluginLoadError
+
+    message = str(fault.get("message") or fault.get("type"))
+    if fault.get("type") != "PluginLoadError":
+        message = f"worker of plugin {spec.plugin_id!r}: {message}"
+    return PluginLoadError(
+        message,
+        plugin_id=spec.plugin_id,
+        distribution=spec.distribution,
+        entry_point=spec.entry_point,
+    )
 
 
 def kill_now(launched: Launched) -> None:

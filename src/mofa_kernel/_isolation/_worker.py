@@ -3,9 +3,11 @@
 ``R`` and ``W`` are the pipe descriptors the host passed (``pass_fds``): the
 worker reads frames from ``R`` and writes frames to ``W``; its stdin, stdout
 and stderr stay the plugin's own. The first frame names the plugin (its entry
-point, distribution and memory cap); the worker applies the cap, imports the
-entry point itself, adapts it as the host would (class-style or hook module),
-and answers with the plugin's metadata. Then it serves calls until the host
+point, distribution and memory cap) and carries the host's trust lock verdicts;
+the worker applies the cap, installs the lock's import guard with the digests
+the host verified (:mod:`mofa_kernel._trust_guard`), imports the entry point
+itself, adapts it as the host would (class-style or hook module), and answers
+with the plugin's metadata. Then it serves calls until the host
 says ``exit`` or goes away.
 
 The hot path costs no task and no turn of the event loop: while nothing
@@ -254,6 +256,7 @@ class _Worker:
             plugin_id=spec["plugin_id"],
             entry_point=spec["entry_point"],
             distribution=spec.get("distribution"),
+            distribution_version=spec.get("distribution_version"),
             group=spec.get("group") or "mofa.plugins",
         )
         try:
@@ -388,6 +391,12 @@ class _Worker:
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         if spec.get("sys_path"):
             sys.path[:] = spec["sys_path"]
+        if spec.get("trust"):
+            # The host's trust lock, before anything of the plugin is imported: approved
+            # modules compile from the bytes the host verified, everything else is refused.
+            from mofa_kernel._trust_guard import GUARD
+
+            GUARD.restore(spec["trust"])
         asyncio.set_event_loop(self.loop)
         self.loop.set_exception_handler(_machinery_failed)
         self.import_plugin(spec)
