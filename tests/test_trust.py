@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import attrs
 import pytest
@@ -378,16 +379,20 @@ def test_lock_file_name() -> None:
     assert LOCK_FILE_NAME == "mofa-trust.json"
 
 
+@pytest.mark.parametrize("isolation", ["inline", "process"])
 async def test_a_reload_of_changed_installed_code_must_be_approved_again(
-    site: FakeSite, tmp_path: Path
+    site: FakeSite, tmp_path: Path, isolation: Literal["inline", "process"]
 ) -> None:
+    """Isolated, the new worker must enforce the verdicts of the reload's own trust check,
+    not those its predecessor started with (which would refuse the newly approved code)."""
     from mofa_kernel import PluginLoadError
     from mofa_kernel._config import KernelSection, KernelSettings
 
     dist_info = install(site, "trust-alpha")
     lock_path = tmp_path / LOCK_FILE_NAME
     TrustLock().approve(dist("trust-alpha")).write(lock_path)
-    settings = KernelSettings(kernel=KernelSection(trust="refuse"), path=tmp_path / "mofa.toml")
+    kernel = KernelSection(trust="refuse", isolation=isolation)
+    settings = KernelSettings(kernel=kernel, path=tmp_path / "mofa.toml")
     package = dist_info.parent / "trust_alpha" / "__init__.py"
     async with PluginManager(settings=settings) as manager:
         assert manager.discover().registered == ["alpha"]

@@ -229,8 +229,8 @@ class Attempt:
         state = record.state
         old = manager.get(self.pid)
         unit = self._unit()
+        self._trust_check()  # first: it judges the new code, and the spec carries the verdicts
         spec = self.port.worker_spec(self.pid)
-        self._trust_check()
         self._syntax_check(unit, in_worker=spec is not None)
         snapshot = ModuleSnapshot(unit)
         old_namespaces = snapshot.namespaces()
@@ -352,8 +352,8 @@ class Attempt:
     async def _replace_stopped(self, record: PluginRecord) -> None:
         manager = self.manager
         unit = self._unit()
+        self._trust_check()  # first: it judges the new code, and the spec carries the verdicts
         spec = self.port.worker_spec(self.pid)
-        self._trust_check()
         self._syntax_check(unit, in_worker=spec is not None)
         snapshot = ModuleSnapshot(unit)
         old_namespaces = snapshot.namespaces()

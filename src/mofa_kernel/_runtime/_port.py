@@ -169,19 +169,27 @@ class ReloadPort:
 
         An isolated plugin's code is never imported in the host: a reload starts
         a worker from this spec. It is the serving worker's, with the entry point
-        of the plugin's source now (an upgrade may have moved it).
+        of the plugin's source now (an upgrade may have moved it) and the trust
+        lock's verdicts as they are now: ask after the reload's trust check, which
+        judges the new code, or the new worker refuses what was just approved.
         """
         entry = self._registry.get(plugin_id)
         plugin, source = entry.plugin, entry.source
         if getattr(type(plugin), "mofa_isolated", False):
             import attrs
 
+            from mofa_kernel._trust_guard import GUARD
+
             spec: WorkerSpec = plugin.spec  # type: ignore[union-attr]
+            spec = attrs.evolve(spec, trust=tuple(GUARD.snapshot()))
             if source is None:
                 return spec
-            entry_point, distribution = source.entry_point, source.distribution
             return attrs.evolve(
-                spec, entry_point=entry_point, distribution=distribution, group=source.group
+                spec,
+                entry_point=source.entry_point,
+                distribution=source.distribution,
+                distribution_version=source.distribution_version,
+                group=source.group,
             )
         settings = self._settings()
         if plugin is None and source is not None:
