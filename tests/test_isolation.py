@@ -669,6 +669,58 @@ def test_workers_of_a_host_that_dies_end_with_everything_they_started(site: Fake
     assert not running(child)
 
 
+SPINNER = """
+import os
+from mofa_kernel import AgentPlugin, PluginMetadata, PluginType
+
+class Spinner(AgentPlugin):
+    metadata = PluginMetadata(id="spinner", name="Spinner", plugin_type=PluginType.TOOL)
+
+    async def execute(self, input):
+        os.write(1, b"spinning\\n")
+        while True:
+            pass
+"""
+
+HOST_OF_A_SPINNER = """
+import asyncio, sys
+from mofa_kernel import PluginContext
+from mofa_kernel._isolation import IsolatedPlugin, WorkerSpec
+
+async def main():
+    spec = WorkerSpec("spinner", "spinmod:Spinner", sys_path=(sys.argv[1], *sys.path))
+    proxy = await IsolatedPlugin.spawn(spec)
+    await proxy.load(PluginContext())
+    print(proxy.worker_pid, flush=True)
+    await proxy.execute("go")  # no deadline: it never returns
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_whose_plugin_never_yields_ends_with_its_host(tmp_path: Path) -> None:
+    """The worker cannot read its pipe's end while the plugin spins: it watches the host."""
+    import subprocess
+
+    (tmp_path / "spinmod.py").write_text(SPINNER, encoding="utf-8")
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST_OF_A_SPINNER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert host.stdout is not None
+    try:
+        worker = int(host.stdout.readline())
+        assert host.stdout.readline() == "spinning\n"  # printed by the worker, then it spins
+    finally:
+        host.kill()
+        host.wait()
+    await_end(worker)
+    assert not running(worker)
+    host.stdout.close()
+
+
 class Dependent(AgentPlugin):
     """An inline plugin that needs the isolated one."""
 

@@ -25,8 +25,10 @@ import asyncio
 import collections
 import contextlib
 import os
+import select
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -480,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
     read_fd, write_fd = int(args[0]), int(args[1])
     for fd in (read_fd, write_fd):
         os.set_inheritable(fd, False)  # children the plugin starts must not hold the pipes
+    _watch_host()
     worker = _Worker(read_fd, write_fd)
     _preload()
     try:
@@ -495,6 +498,30 @@ def main(argv: list[str] | None = None) -> None:
     if not worker.dismissed:
         _host_gone()
     _end(0)
+
+
+def _watch_host() -> None:
+    """Take the worker's process group down when the host process ends, whatever the plugin
+    is doing.
+
+    The end of the host's pipe is noticed only by reading it, and a plugin that never yields
+    keeps the worker from reading: without this, a host killed meanwhile (``kill -9``, the
+    OOM killer) would leave the worker spinning forever. A thread waits on a descriptor of
+    the host process (``pidfd_open``, Linux 5.3 and later); elsewhere only the pipe tells.
+    """
+    host = os.getppid()
+    try:
+        handle = os.pidfd_open(host)
+    except (AttributeError, OSError):  # not Linux, or a kernel without pidfd
+        return
+    if os.getppid() != host:  # the host ended before the descriptor was opened
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def wait() -> None:
+        select.select((handle,), (), ())  # readable once the host has ended
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=wait, name="mofa-host-watch", daemon=True).start()
 
 
 def _host_gone() -> NoReturn:
