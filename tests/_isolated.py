@@ -1,4 +1,5 @@
-"""Plugin sources for the isolation tests: written into installed distributions, run in workers.
+"""Plugin sources for the isolation tests, written into installed distributions and run in
+workers; and what the tests ask of a worker process.
 
 Each misbehaviour is chosen by the input of ``execute`` or, for lifecycle
 hooks, by the plugin's ``hang`` setting, so one distribution covers every
@@ -8,6 +9,8 @@ instead of sleeping.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 FAULTY = """\
 import asyncio
@@ -178,3 +181,12 @@ class Typed(AgentPlugin):
     async def execute(self, input):
         return f"{self.context.settings.greeting}, {input}"
 """
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

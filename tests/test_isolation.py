@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from _fakesite import FakeSite, fake_site
-from _isolated import BROKEN, FAULTY, HOOKS, TYPED
+from _isolated import BROKEN, FAULTY, HOOKS, TYPED, running
 from mofa_kernel import (
     AgentPlugin,
     KernelEvent,
@@ -50,15 +50,6 @@ class Bystander(AgentPlugin):
 
     async def execute(self, input: str) -> str:
         return f"bystander {input}"
-
-
-def running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (a zombie has ended)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def resident_mib(pid: int) -> int:

@@ -22,6 +22,7 @@ import pytest
 
 from _fakesite import fake_site
 from _hotcode import Code, Events, code_fixture, is_, reload_events
+from _isolated import running
 from mofa_kernel import (
     HotReloadConfig,
     PluginEvent,
@@ -88,15 +89,6 @@ class Plugin(AgentPlugin, HotReloadable):
 
 def source(version: str, *, header: str = "", load: str = "pass", start: str = "pass") -> str:
     return SOURCE.format(version=version, header=header, load=load, start=start)
-
-
-def running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (a zombie has ended)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from _fakesite import FakeSite
-from _isolated import FAULTY
+from _isolated import FAULTY, running
 
 from ._process_faults import ISOLATIONS, ROWS, RUNNER, all_passed, render_process_faults
 from ._report import DOC, WRITE_ENV, read_region
@@ -141,15 +141,6 @@ async def main(key):
 
 asyncio.run(main(sys.argv[1]))
 """
-
-
-def running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (a zombie has ended)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 class HostRun:
