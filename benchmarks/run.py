@@ -498,9 +498,11 @@ def measure_isolation(bench: Bench, run: Run) -> None:
     run.goals.append(
         Goal("7", trip, _us(ours * 1000), f"`multiprocessing.Pipe` ping-pong {_us(pipe * 1000)}",
              ratio, f"<= {figures['ratio_goal']:g}x", ratio <= figures["ratio_goal"],
-             f"through `PluginManager.execute`, same 100-character payload; median of "
-             f"{figures['rounds']} paired rounds' ratios ({figures['ratio_low']:.2f}x to "
-             f"{figures['ratio_high']:.2f}x)")
+             f"through `PluginManager.execute`, same 100-character payload; {figures['placement']}"
+             f" (each pair's two processes pinned alike): median of {figures['rounds']} paired "
+             f"rounds' ratios ({figures['ratio_low']:.2f}x to {figures['ratio_high']:.2f}x)"
+             + "".join(f"; {name}: {ratio:.2f}x"
+                       for name, ratio in figures["other_placements"].items()))
     )  # fmt: skip
     median, goal = figures["restart_median_ms"], figures["restart_goal_ms"]
     run.goals.append(
