@@ -244,13 +244,18 @@ class HookPlugin(AgentPlugin, HotReloadable):
 RELOAD_HOOKS: Final = ("refresh", "save_state", "restore_state")
 
 
+def is_isolated(plugin: object) -> bool:
+    """Whether ``plugin`` is an isolated plugin's proxy, told without importing its module."""
+    return bool(getattr(type(plugin), "mofa_isolated", False))
+
+
 def offers(plugin: object, hook: str) -> bool:
     """Whether ``plugin`` implements ``hook`` (one of :data:`RELOAD_HOOKS`).
 
     A module of hooks and an isolated plugin's proxy (which stands for a plugin
     in a worker) answer for themselves; any other plugin offers what it defines.
     """
-    if isinstance(plugin, HookPlugin) or getattr(type(plugin), "mofa_isolated", False):
+    if isinstance(plugin, HookPlugin) or is_isolated(plugin):
         return bool(plugin.implements(hook))  # type: ignore[attr-defined]
     return callable(getattr(plugin, hook, None))
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._adapters import is_isolated
 from ._context import PluginContext, SharedState
 from ._deadline import Watchdog
 from ._errors import (
@@ -182,7 +183,7 @@ class PluginManager:
     def _supervise(self, plugin_id: str) -> None:
         """Restart an isolated plugin after its worker dies, by its ``[plugins.ID]`` policy."""
         entry = self._registry.entries.get(plugin_id)
-        if entry is None or not getattr(type(entry.plugin), "mofa_isolated", False):
+        if entry is None or not is_isolated(entry.plugin):
             return
         if self._supervision is None:
             from ._runtime._supervision import Supervision

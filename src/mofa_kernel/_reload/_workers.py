@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, TypeGuard
 
+from mofa_kernel._adapters import is_isolated
 from mofa_kernel._errors import PluginError
 
 from ._steps import StepFailed
@@ -24,8 +25,8 @@ __all__ = ["end_worker", "is_worker", "spawn"]
 
 
 def is_worker(plugin: object) -> TypeGuard[IsolatedPlugin]:
-    """Whether ``plugin`` is an isolated plugin's proxy (told without importing its module)."""
-    return bool(getattr(type(plugin), "mofa_isolated", False))
+    """:func:`~mofa_kernel._adapters.is_isolated`, telling the type checker what it found."""
+    return is_isolated(plugin)
 
 
 async def spawn(spec: WorkerSpec, plugin_id: str, deadline: float | None) -> IsolatedPlugin:

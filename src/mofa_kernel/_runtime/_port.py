@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mofa_kernel._adapters import adapt
+from mofa_kernel._adapters import adapt, is_isolated
 from mofa_kernel._context import PluginContext
 from mofa_kernel._errors import InvalidStateError, PluginError, PluginLoadError
 from mofa_kernel._metadata import PluginMetadata
@@ -175,7 +175,7 @@ class ReloadPort:
         """
         entry = self._registry.get(plugin_id)
         plugin, source = entry.plugin, entry.source
-        if getattr(type(plugin), "mofa_isolated", False):
+        if is_isolated(plugin):
             import attrs
 
             from mofa_kernel._trust_guard import GUARD

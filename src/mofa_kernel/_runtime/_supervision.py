@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from mofa_kernel._adapters import is_isolated
 from mofa_kernel._events import PluginEvent
 from mofa_kernel._isolation._setup import restart_policy
 from mofa_kernel._isolation._supervise import Supervisor
@@ -27,12 +28,7 @@ if TYPE_CHECKING:
     from mofa_kernel._config import KernelSettings
     from mofa_kernel._isolation._proxy import IsolatedPlugin
 
-__all__ = ["Supervision", "is_isolated"]
-
-
-def is_isolated(plugin: object) -> bool:
-    """Whether ``plugin`` is an isolated plugin's proxy (told without importing its module)."""
-    return bool(getattr(type(plugin), "mofa_isolated", False))
+__all__ = ["Supervision"]
 
 
 class Supervision:
