@@ -3,6 +3,7 @@
     python benchmarks/run.py             # full sizes; writes docs/benchmarks.md
     python benchmarks/run.py --quick     # tiny sizes, to prove the suite works (what CI runs)
     python benchmarks/run.py --output /tmp/benchmarks.md --no-install
+    python benchmarks/run.py --only list,lifecycle   # those measurements only; writes nothing
 
 The suite writes its own installation (thousands of dist-info folders and a
 few real plugins) into a temporary folder, puts it on ``PYTHONPATH`` of the
@@ -724,6 +725,36 @@ def write_page(text: str, path: Path) -> None:
 # -- main ----------------------------------------------------------------------------------------
 
 
+#: The measurements, in the order they run: the name ``--only`` selects each by, whether it
+#: needs the generated installation, and the function.
+STEPS: tuple[tuple[str, bool, Callable[[Bench, Run, str | None], None]], ...] = (
+    ("discovery", True, lambda bench, run, _: measure_discovery(bench, run)),
+    ("list", True, measure_list),
+    ("cold-list", True, lambda bench, run, _: measure_cold_list(bench, run)),
+    ("execute", False, lambda bench, run, _: measure_execute(bench, run)),
+    ("lifecycle", False, lambda bench, run, _: measure_lifecycle(bench, run)),
+    ("memory", False, lambda bench, run, _: measure_memory(bench, run)),
+    ("hot-reload", False, lambda bench, run, _: measure_hot_reload(bench, run)),
+    ("isolation", False, lambda bench, run, _: measure_isolation(bench, run)),
+    ("startup", True, lambda bench, run, _: measure_startup(bench, run)),
+)
+
+
+def _selected(only: str | None) -> list[str]:
+    """The step names ``--only`` asks for (all of them without it), in the suite's order."""
+    names = [name for name, _, _ in STEPS]
+    if only is None:
+        return names
+    asked = {word.strip() for word in only.split(",") if word.strip()}
+    unknown = sorted(asked - set(names))
+    if unknown or not asked:
+        raise SystemExit(
+            f"run.py: --only: unknown measurement {', '.join(unknown) or '(none given)'}; "
+            f"choose among {', '.join(names)}"
+        )
+    return [name for name in names if name in asked]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="mofa-kernel's benchmark suite.")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: prove the suite runs")
@@ -732,39 +763,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-install", action="store_true", help="never pip-install stevedore (an anchor)"
     )
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="run only these measurements, comma-separated, and write no page: "
+        + ", ".join(name for name, _, _ in STEPS),
+    )
     parser.add_argument("--worker", nargs=2, metavar=("NAME", "PARAMS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(*args.worker)
+    selected = _selected(args.only)
     sizes = QUICK if args.quick else FULL
-    ensure_stevedore(install=not (args.quick or args.no_install))
+    if "discovery" in selected:
+        ensure_stevedore(install=not (args.quick or args.no_install))
     run = Run(args.quick, sizes, machine())
     with tempfile.TemporaryDirectory(prefix="mofabench-") as temporary:
         bench = Bench(Path(temporary), sizes)
-        print(f"writing {sizes.distributions} distributions into {bench.site} ...", flush=True)
         sys.path.insert(0, str(HERE))
-        from _site import make_site
+        warm_error: str | None = None
+        if any(needs_site for name, needs_site, _ in STEPS if name in selected):
+            from _site import make_site
 
-        make_site(bench.site, sizes.distributions, sizes.plugins)
-        print("waiting for the installation to settle, then warming the cache ...", flush=True)
-        warm_error = warm_up(bench)
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("discovery", lambda: measure_discovery(bench, run)),
-            ("plugins list", lambda: measure_list(bench, run, warm_error)),
-            ("plugins list, cold", lambda: measure_cold_list(bench, run)),
-            ("execute", lambda: measure_execute(bench, run)),
-            ("lifecycle", lambda: measure_lifecycle(bench, run)),
-            ("memory", lambda: measure_memory(bench, run)),
-            ("hot reload", lambda: measure_hot_reload(bench, run)),
-            ("process isolation", lambda: measure_isolation(bench, run)),
-            ("start-up", lambda: measure_startup(bench, run)),
-        ]
-        for name, step in steps:
-            print(f"measuring {name} ...", flush=True)
-            step()
+            print(f"writing {sizes.distributions} distributions into {bench.site} ...", flush=True)
+            make_site(bench.site, sizes.distributions, sizes.plugins)
+            print("waiting for the installation to settle, then warming the cache ...", flush=True)
+            warm_error = warm_up(bench)
+        for name, _, step in STEPS:
+            if name in selected:
+                print(f"measuring {name} ...", flush=True)
+                step(bench, run, warm_error)
         shutil.rmtree(bench.work, ignore_errors=True)
     print_report(run)
-    if not args.no_write:
+    if not (args.no_write or args.only):
         write_page(markdown(run), args.output)
         print(f"\nwritten to {args.output}")
     return 0
