@@ -86,6 +86,11 @@ SCENARIOS: dict[str, Callable[[FakeSite], object]] = {
         plugins={"meta": "mkt_meta:Plugin"},
         files={"mkt_meta.py": PLUGIN.format(pid="meta", name="Meta", description="first")},
     ),
+    "fast-metadata": lambda s: s.add(
+        "mkt-fast",
+        plugins={"fast": "mkt_fast:Plugin"},
+        files={"mkt_fast.py": PLUGIN.format(pid="fast", name="Fast", description="known")},
+    ),
 }
 
 
@@ -632,17 +637,28 @@ if mode == "prepare":  # what the slow path needs, before sys.path loses site-pa
 sys.path[:] = sys.argv[1:]
 before = set(sys.modules)
 assert main(["plugins", "list", "--json"]) == 0
-heavy = {"attrs", "cattrs", "argparse", "asyncio", "importlib.metadata", "mofa_kernel._discovery"}
+heavy = {"attrs", "cattrs", "argparse", "asyncio", "importlib.metadata", "typing"}
+heavy |= {"mofa_kernel._discovery", "mofa_kernel._source"}
 print(sorted(heavy & (set(sys.modules) - before)), file=sys.stderr)
 """
 
 
+@pytest.mark.parametrize("scenario", ["listing", "fast-metadata"])
 def test_a_replayed_listing_imports_nothing_heavy(
-    settled: dict[str, FakeSite], tmp_path: Path
+    settled: dict[str, FakeSite], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario: str
 ) -> None:
+    """Also when the plugins' metadata is known, whose tokens the replay checks."""
+    site = settled[scenario]
+    if scenario == "fast-metadata":  # learn the plugin's metadata, as loading it does
+        use(site, monkeypatch)
+        try:
+            PluginManager().discover()
+        finally:
+            site.forget_modules()
+
     def run(mode: str) -> tuple[str, str]:
         result = subprocess.run(
-            [sys.executable, "-c", FAST, mode, str(settled["listing"].root), *STDLIB],
+            [sys.executable, "-c", FAST, mode, str(site.root), *STDLIB],
             capture_output=True,
             text=True,
             cwd=tmp_path,
@@ -658,3 +674,6 @@ def test_a_replayed_listing_imports_nothing_heavy(
     second_out, second_imported = run("replay")
     assert second_imported == "[]"
     assert json.loads(second_out) == json.loads(first_out)
+    if scenario == "fast-metadata":
+        (row,) = json.loads(second_out)
+        assert row["metadata"]["description"] == "known"

@@ -92,7 +92,7 @@ def plugin_token(
     """
     if metadata_dir is None:
         return None
-    from mofa_kernel._source import entry_point_target
+    from mofa_kernel._scanner import entry_point_target
 
     module = entry_point_target(entry_point)[0]
     module_file = _module_file(module, path)
