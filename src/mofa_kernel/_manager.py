@@ -283,19 +283,12 @@ class PluginManager:
         if isinstance(entry, str):
             entry = self._registry.get(entry)
         pid = entry.id
-        emit = self._bus.emit
-
-        def sink(event: KernelEvent) -> None:
-            named = getattr(event, "plugin_id", None)
-            if isinstance(event, PluginEvent) and named != pid:
-                raise PluginError(
-                    f"plugin {pid!r} cannot emit {event.variant} in the name of {named!r}",
-                    plugin_id=pid,
-                )
-            emit(event)
-
         return PluginContext(
-            self.agent_id, entry.config, plugin_id=pid, shared_state=self._shared, event_sink=sink
+            self.agent_id,
+            entry.config,
+            plugin_id=pid,
+            shared_state=self._shared,
+            event_sink=_OwnEvents(pid, self._bus),
         )
 
     # -- one transition -------------------------------------------------------------------
@@ -495,3 +488,28 @@ class PluginManager:
     ) -> contextlib.AbstractAsyncContextManager[HotReloader]:
         """``async with manager.hot_reloading():`` watches plugin code for the block's duration."""
         return self.reloader.watching(watch_installs=watch_installs)
+
+
+class _OwnEvents:
+    """A plugin's event sink: passes its events to the bus, refusing a ``PluginEvent`` in
+    another plugin's name.
+
+    One small object per loaded plugin (a closure would be five for the garbage collector
+    to track: the function, its cells and tuple, and the bus's bound method).
+    """
+
+    __slots__ = ("_bus", "_pid")
+
+    def __init__(self, pid: str, bus: EventBus) -> None:
+        self._pid = pid
+        self._bus = bus
+
+    def __call__(self, event: KernelEvent) -> None:
+        pid = self._pid
+        named = getattr(event, "plugin_id", None)
+        if isinstance(event, PluginEvent) and named != pid:
+            raise PluginError(
+                f"plugin {pid!r} cannot emit {event.variant} in the name of {named!r}",
+                plugin_id=pid,
+            )
+        self._bus.emit(event)

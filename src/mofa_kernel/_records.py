@@ -19,6 +19,7 @@ __all__ = [
     "OutcomeStatus",
     "PluginRecord",
     "RecordStatus",
+    "ok_outcome",
 ]
 
 #: What the kernel made of a plugin it found (see :class:`PluginRecord`).
@@ -60,6 +61,27 @@ class Outcome:
     status: OutcomeStatus
     state: PluginState
     error: str | None = None
+
+
+#: The ``ok`` outcome of each state without a payload, shared: outcomes are frozen, and a
+#: ``*_all`` verb over thousands of plugins would otherwise make one each for the garbage
+#: collector to track.
+_OK: dict[str, Outcome] = {
+    state.variant: Outcome("ok", state)
+    for state in (
+        PluginState.UNLOADED,
+        PluginState.LOADING,
+        PluginState.LOADED,
+        PluginState.RUNNING,
+        PluginState.PAUSED,
+    )
+}
+
+
+def ok_outcome(state: PluginState) -> Outcome:
+    """``Outcome("ok", state)``, the same object each time for a state without a payload."""
+    shared = _OK.get(state.variant)
+    return shared if shared is not None and shared.state is state else Outcome("ok", state)
 
 
 @attrs.define

@@ -9,6 +9,7 @@ failed plugin's dependents down with it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,7 +22,7 @@ from mofa_kernel._errors import (
     PluginError,
 )
 from mofa_kernel._graph import DependencyProblem, closure, dependents_of, resolve
-from mofa_kernel._records import LifecycleReport, Outcome, OutcomeStatus
+from mofa_kernel._records import LifecycleReport, Outcome, OutcomeStatus, ok_outcome
 from mofa_kernel._types import PluginState
 
 from ._lifecycle import Lifecycle
@@ -171,7 +172,7 @@ class Scheduler:
                     failed.add(pid)
                     report.outcomes[pid] = Outcome("failed", entry.state, entry.error)
                 else:
-                    report.outcomes[pid] = Outcome("ok", entry.state)
+                    report.outcomes[pid] = ok_outcome(entry.state)
                 continue
             try:
                 await step(entry)
@@ -179,7 +180,7 @@ class Scheduler:
                 failed.add(pid)
                 report.outcomes[pid] = Outcome("failed", entry.state, str(exc))
             else:
-                report.outcomes[pid] = Outcome("ok", entry.state)
+                report.outcomes[pid] = ok_outcome(entry.state)
         return report
 
     async def bring_up(self, ids: Iterable[str] | None = None) -> LifecycleReport:
@@ -218,7 +219,7 @@ class Scheduler:
             except PluginError as exc:
                 report.outcomes[pid] = Outcome("failed", entry.state, str(exc))
             else:
-                report.outcomes[pid] = Outcome("ok", entry.state)
+                report.outcomes[pid] = ok_outcome(entry.state)
         return report
 
     async def unload_all(self) -> LifecycleReport:
@@ -237,7 +238,7 @@ class Scheduler:
             except PluginError as exc:
                 report.outcomes[pid] = Outcome("failed", entry.state, str(exc))
             else:
-                report.outcomes[pid] = Outcome("ok", entry.state)
+                report.outcomes[pid] = ok_outcome(entry.state)
         return report
 
     # -- failures that spread -------------------------------------------------------------
@@ -323,16 +324,25 @@ class _BringUp:
         self._report = report
         self._position = {pid: n for n, pid in enumerate(order)}
         self._waiting: dict[str, int] = {}
-        self._dependents: dict[str, list[str]] = {pid: [] for pid in order}
+        dependents: dict[str, list[str]] = {}
         for pid in order:
             deps = {dep for dep in entries[pid].dependencies if dep in self._position}
             self._waiting[pid] = len(deps)
             for dep in deps:
-                self._dependents[dep].append(pid)
+                dependents.setdefault(dep, []).append(pid)
+        # Tuples of strings, which the garbage collector stops tracking at its first pass
+        # (lists it would keep walking: one per plugin).
+        self._dependents: dict[str, tuple[str, ...]] = {
+            pid: tuple(children) for pid, children in dependents.items()
+        }
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._remaining = len(order)
         self._tasks: set[asyncio.Task[None]] = set()
+        # One bound method and one context for every task's done callback, rather than a new
+        # one of each per task (forgetting a task reads no context variable).
+        self._forget_task = self._tasks.discard
+        self._quiet = contextvars.Context()
         self._ready: list[int] = []  # positions in ``order``: a heap, best first
         self._launching = False
 
@@ -356,7 +366,7 @@ class _BringUp:
         stack = [pid]
         while stack:
             failed = stack.pop()
-            for child in self._dependents[failed]:
+            for child in self._dependents.get(failed, ()):
                 if child not in self._report.outcomes:
                     reason = f"dependency {failed} failed"
                     self._settle(child, Outcome("skipped", self._entries[child].state, reason))
@@ -374,7 +384,7 @@ class _BringUp:
                 task = _start_task(self._loop, self._one(pid))
                 if not task.done():
                     self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    task.add_done_callback(self._forget_task, context=self._quiet)
         finally:
             self._launching = False
 
@@ -401,8 +411,8 @@ class _BringUp:
             self._settle(pid, Outcome(status, entry.state, error))
             self._skip_dependents(pid)
             return
-        self._settle(pid, Outcome("ok", entry.state))
-        for child in self._dependents[pid]:
+        self._settle(pid, ok_outcome(entry.state))
+        for child in self._dependents.get(pid, ()):
             self._waiting[child] -= 1
             if self._waiting[child] == 0 and child not in self._report.outcomes:
                 heapq.heappush(self._ready, self._position[child])
