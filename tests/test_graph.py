@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mofa_kernel._graph import DependencyProblem, resolve
+from mofa_kernel._graph import DependencyProblem, Dependents, resolve
 
 
 def test_dependencies_come_first() -> None:
@@ -66,3 +66,24 @@ def test_large_layered_graph_is_linear_in_order() -> None:
     position = {pid: n for n, pid in enumerate(result.order)}
     assert len(result.order) == 2000
     assert all(position[d] < position[p] for p, ds in deps.items() for d in ds)
+
+
+def test_dependents_are_listed_once_each_in_number_order_and_unknown_ids_are_left_out() -> None:
+    index = {"db": 0, "cache": 1, "app": 2, "web": 3}
+    needs = [(), ("db",), ("cache", "db", "db", "ghost"), ("db", "app")]
+    dependents = Dependents(needs, index)
+    assert dependents.of(0) == [1, 2, 3]
+    assert dependents.of(1) == [2]
+    assert dependents.of(2) == [3]
+    assert dependents.of(3) == []
+
+
+def test_a_large_graph_resolves_in_dependency_then_priority_order() -> None:
+    deps = {f"p{n}": [f"p{n - 1}"] if n % 10 else [] for n in range(1000)}
+    priorities = {f"p{n}": 100 for n in range(0, 1000, 20)}
+    order = resolve(deps, priorities).order
+    assert sorted(order) == sorted(deps)
+    place = {pid: n for n, pid in enumerate(order)}
+    assert all(place[dep] < place[pid] for pid, needed in deps.items() for dep in needed)
+    # Free from the start and of high priority: first, by id.
+    assert list(order[:50]) == sorted(f"p{n}" for n in range(0, 1000, 20))

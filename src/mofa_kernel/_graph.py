@@ -7,7 +7,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import attrs
 
-__all__ = ["DependencyProblem", "GraphResolution", "closure", "dependents_of", "resolve"]
+__all__ = [
+    "DependencyProblem",
+    "Dependents",
+    "GraphResolution",
+    "closure",
+    "dependents_of",
+    "resolve",
+]
 
 
 @attrs.frozen
@@ -47,6 +54,40 @@ class GraphResolution:
     problems: Mapping[str, DependencyProblem]
 
 
+class Dependents:
+    """Who depends on whom, among ids numbered ``0..n-1``: :meth:`of` gives the numbers of
+    the ids that depend on one, each once, in the order of their numbers.
+
+    Two flat lists of integers however many ids there are: the garbage collector tracks
+    two objects, where a list of dependents per id would make it track one per plugin
+    (and a ``*_all`` verb over thousands of plugins walk them all).
+    """
+
+    __slots__ = ("_children", "_offsets")
+
+    def __init__(self, needs: Sequence[Iterable[str]], index: Mapping[str, int]) -> None:
+        """``needs[n]``: the ids that id number ``n`` depends on; ``index``: the number of
+        each id. Needed ids without a number are left out."""
+        offsets = [0] * (len(needs) + 1)
+        for deps in needs:
+            for dep in {index[d] for d in deps if d in index}:
+                offsets[dep + 1] += 1
+        for n in range(len(needs)):
+            offsets[n + 1] += offsets[n]
+        children = [0] * offsets[-1]
+        cursor = offsets[:-1]
+        for child, deps in enumerate(needs):
+            for dep in {index[d] for d in deps if d in index}:
+                children[cursor[dep]] = child
+                cursor[dep] += 1
+        self._offsets = offsets
+        self._children = children
+
+    def of(self, n: int) -> list[int]:
+        """The numbers of the ids that depend on id number ``n``, smallest first."""
+        return self._children[self._offsets[n] : self._offsets[n + 1]]
+
+
 def resolve(
     dependencies: Mapping[str, Sequence[str]],
     priorities: Mapping[str, int],
@@ -68,28 +109,24 @@ def resolve(
                 problems[pid] = DependencyProblem("missing", (pid, dep))
                 break
 
-    dependents: dict[str, list[str]] = {pid: [] for pid in dependencies}
-    waiting: dict[str, int] = {}
-    for pid, deps in dependencies.items():
-        unique = set(deps)
-        waiting[pid] = len(unique)
-        for dep in unique:
-            if dep in dependents:
-                dependents[dep].append(pid)
-
-    # Rank every id once by (priority, id); the heap then compares small integers.
-    ranked = sorted(dependencies, key=lambda pid: (-priorities.get(pid, 0), pid))
+    # Rank every id once by (priority, id); the heap then compares small integers. Two
+    # stable sorts rather than one by a tuple per id: integers and strings are nothing
+    # for the garbage collector to track.
+    ranked = sorted(dependencies)
+    ranked.sort(key=lambda pid: -priorities.get(pid, 0))
     rank = {pid: n for n, pid in enumerate(ranked)}
-    ready = [rank[pid] for pid, n in waiting.items() if n == 0]
+    waiting = [len(set(dependencies[pid])) for pid in ranked]
+    dependents = Dependents([dependencies[pid] for pid in ranked], rank)
+    ready = [n for n, count in enumerate(waiting) if count == 0]
     heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        pid = ranked[heapq.heappop(ready)]
-        order.append(pid)
-        for child in dependents[pid]:
+        n = heapq.heappop(ready)
+        order.append(ranked[n])
+        for child in dependents.of(n):
             waiting[child] -= 1
             if waiting[child] == 0:
-                heapq.heappush(ready, rank[child])
+                heapq.heappush(ready, child)
 
     placed = set(order)
     stuck = sorted(pid for pid in dependencies if pid not in placed)

@@ -21,7 +21,7 @@ from mofa_kernel._errors import (
     MissingDependencyError,
     PluginError,
 )
-from mofa_kernel._graph import DependencyProblem, closure, dependents_of, resolve
+from mofa_kernel._graph import DependencyProblem, Dependents, closure, dependents_of, resolve
 from mofa_kernel._records import LifecycleReport, Outcome, OutcomeStatus, ok_outcome
 from mofa_kernel._types import PluginState
 
@@ -322,19 +322,10 @@ class _BringUp:
         self._lifecycle = lifecycle
         self._order = order
         self._report = report
-        self._position = {pid: n for n, pid in enumerate(order)}
-        self._waiting: dict[str, int] = {}
-        dependents: dict[str, list[str]] = {}
-        for pid in order:
-            deps = {dep for dep in entries[pid].dependencies if dep in self._position}
-            self._waiting[pid] = len(deps)
-            for dep in deps:
-                dependents.setdefault(dep, []).append(pid)
-        # Tuples of strings, which the garbage collector stops tracking at its first pass
-        # (lists it would keep walking: one per plugin).
-        self._dependents: dict[str, tuple[str, ...]] = {
-            pid: tuple(children) for pid, children in dependents.items()
-        }
+        self._position = position = {pid: n for n, pid in enumerate(order)}
+        needs = [entries[pid].dependencies for pid in order]
+        self._dependents = Dependents(needs, position)
+        self._waiting = [len({dep for dep in deps if dep in position}) for deps in needs]
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._remaining = len(order)
@@ -347,7 +338,7 @@ class _BringUp:
         self._launching = False
 
     async def run(self) -> None:
-        self._ready.extend(n for n, pid in enumerate(self._order) if self._waiting[pid] == 0)
+        self._ready.extend(n for n, count in enumerate(self._waiting) if count == 0)
         self._launch()
         try:
             await self._done
@@ -366,7 +357,8 @@ class _BringUp:
         stack = [pid]
         while stack:
             failed = stack.pop()
-            for child in self._dependents.get(failed, ()):
+            for n in self._dependents.of(self._position[failed]):
+                child = self._order[n]
                 if child not in self._report.outcomes:
                     reason = f"dependency {failed} failed"
                     self._settle(child, Outcome("skipped", self._entries[child].state, reason))
@@ -412,8 +404,9 @@ class _BringUp:
             self._skip_dependents(pid)
             return
         self._settle(pid, ok_outcome(entry.state))
-        for child in self._dependents.get(pid, ()):
-            self._waiting[child] -= 1
-            if self._waiting[child] == 0 and child not in self._report.outcomes:
-                heapq.heappush(self._ready, self._position[child])
+        waiting = self._waiting
+        for n in self._dependents.of(self._position[pid]):
+            waiting[n] -= 1
+            if waiting[n] == 0 and self._order[n] not in self._report.outcomes:
+                heapq.heappush(self._ready, n)
         self._launch()
