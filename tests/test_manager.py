@@ -409,23 +409,41 @@ async def test_start_all_orders_by_dependency_then_priority_then_id() -> None:
     assert unloads == list(reversed(starts))
 
 
-async def test_independent_plugins_start_concurrently() -> None:
-    both_started = asyncio.Event()
+@pytest.mark.parametrize("count", [2, 150])  # 150: more than one turn's worth of tasks
+async def test_independent_plugins_start_concurrently(count: int) -> None:
+    all_started = asyncio.Event()
     arrived: list[str] = []
 
     class Rendezvous(Recorder):
         async def start(self) -> None:
             arrived.append(self.metadata.id)
-            if len(arrived) == 2:
-                both_started.set()
-            await both_started.wait()  # would deadlock if the starts ran one after the other
+            if len(arrived) == count:
+                all_started.set()
+            await all_started.wait()  # would deadlock if the starts ran one after the other
 
-    async with PluginManager(timeout=2.0) as manager:
-        manager.register(Rendezvous("left"))
-        manager.register(Rendezvous("right"))
+    async with PluginManager(timeout=5.0) as manager:
+        names = [f"p{n:03d}" for n in range(count)]
+        for name in names:
+            manager.register(Rendezvous(name))
         report = await manager.start_all()
         assert report.ok, report.errors()
-        assert sorted(arrived) == ["left", "right"]
+        assert sorted(arrived) == names
+
+
+async def test_many_plugins_free_at_once_start_by_priority_then_id() -> None:
+    log: list[str] = []
+    high = {f"p{n:03d}" for n in range(0, 150, 7)}
+    async with PluginManager() as manager:
+        for n in reversed(range(150)):  # registration order is not start order
+            name = f"p{n:03d}"
+            priority = PluginPriority.HIGH if name in high else PluginPriority.NORMAL
+            manager.register(Recorder(name, priority=priority, log=log))
+        report = await manager.start_all()
+        assert report.ok, report.errors()
+    starts = [entry.split(".")[0] for entry in log if entry.endswith(".start")]
+    assert starts == sorted(high) + sorted(
+        f"p{n:03d}" for n in range(150) if f"p{n:03d}" not in high
+    )
 
 
 async def test_stop_order_is_the_reverse_of_reaching_running() -> None:

@@ -42,10 +42,19 @@ _ERROR_OF_KIND: Final[dict[str, type[DependencyError]]] = {
 }
 
 
+#: Whether the bring-up's tasks start eagerly (3.12+): a bring-up that never suspends then
+#: finishes inside the call that made its task, without a trip through the event loop.
+_EAGER: Final = sys.version_info >= (3, 12)
+#: Without eager tasks, how many plugins' tasks one turn of the event loop makes. The others
+#: wait their turn, by when those have taken their first step (and finished, or suspended
+#: on something of their own): thousands of plugins free at once would otherwise be
+#: thousands of tasks alive together, for the garbage collector to walk.
+_TURN: Final = 64
+
+
 def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[None]:
-    """A task for ``coro``, made directly (the kernel's own bring-up needs no task factory);
-    on 3.12+ it starts eagerly, so a bring-up that never suspends finishes without a trip
-    through the event loop."""
+    """A task for ``coro``, made directly (the kernel's own bring-up needs no task factory),
+    started eagerly where it can be."""
     if sys.version_info >= (3, 12):
         return asyncio.Task(coro, loop=loop, eager_start=True)
     return asyncio.Task(coro, loop=loop)
@@ -336,6 +345,8 @@ class _BringUp:
         self._quiet = contextvars.Context()
         self._ready: list[int] = []  # positions in ``order``: a heap, best first
         self._launching = False
+        self._turn: asyncio.Handle | None = None  # the next turn's launch, when one is due
+        self._context = contextvars.copy_context()  # the caller's, for every turn
 
     async def run(self) -> None:
         self._ready.extend(n for n, count in enumerate(self._waiting) if count == 0)
@@ -343,6 +354,8 @@ class _BringUp:
         try:
             await self._done
         finally:
+            if self._turn is not None:
+                self._turn.cancel()
             for task in list(self._tasks):
                 if not task.done():
                     task.cancel()
@@ -365,6 +378,10 @@ class _BringUp:
                     stack.append(child)
 
     def _launch(self) -> None:
+        if not _EAGER:
+            if self._turn is None and self._ready and not self._done.done():
+                self._turn = self._loop.call_soon(self._launch_turn, context=self._context)
+            return
         # A trampoline: with eager tasks a bring-up may finish, and release its
         # dependents, inside create_task; they queue here instead of recursing.
         if self._launching:
@@ -379,6 +396,19 @@ class _BringUp:
                     task.add_done_callback(self._forget_task, context=self._quiet)
         finally:
             self._launching = False
+
+    def _launch_turn(self) -> None:
+        """Make the tasks of the next :data:`_TURN` plugins free to start, best first; the
+        rest get a turn of their own, after these have taken their first step."""
+        self._turn = None
+        if self._done.done():
+            return
+        ready = self._ready
+        for _ in range(min(_TURN, len(ready))):
+            task = _start_task(self._loop, self._one(self._order[heapq.heappop(ready)]))
+            self._tasks.add(task)
+            task.add_done_callback(self._forget_task, context=self._quiet)
+        self._launch()
 
     async def _one(self, pid: str) -> None:
         entry = self._entries[pid]
