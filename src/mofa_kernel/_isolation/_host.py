@@ -258,9 +258,9 @@ class WorkerProcess:
         if fd < 0:
             return []
         data = _poll(fd, POLL_WAIT)
-        if data is None and fd < _SELECT_LIMIT:
-            if select.select((fd,), (), (), BRIEF_WAIT - POLL_WAIT)[0]:
-                data = _poll(fd, 0.0)
+        rest = BRIEF_WAIT - POLL_WAIT
+        if data is None and fd < _SELECT_LIMIT and select.select((fd,), (), (), rest)[0]:
+            data = _poll(fd, 0.0)
         messages = self._decoder.feed(data) if data else []
         if messages:
             self._misses = 0
