@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import types
 from typing import Any
 
@@ -444,6 +445,26 @@ async def test_many_plugins_free_at_once_start_by_priority_then_id() -> None:
     assert starts == sorted(high) + sorted(
         f"p{n:03d}" for n in range(150) if f"p{n:03d}" not in high
     )
+
+
+REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="unset")
+
+
+async def test_plugins_start_in_the_context_start_all_was_called_in() -> None:
+    seen: dict[str, str] = {}
+
+    class Reader(Recorder):
+        async def start(self) -> None:
+            seen[self.metadata.id] = REQUEST.get()
+
+    REQUEST.set("from the host")
+    async with PluginManager() as manager:
+        names = [f"p{n:03d}" for n in range(150)]  # more than one turn's worth of tasks
+        for n, name in enumerate(names):
+            manager.register(Reader(name, deps=(names[n - 1],) if n % 10 else ()))
+        report = await manager.start_all()
+        assert report.ok, report.errors()
+    assert seen == dict.fromkeys(names, "from the host")
 
 
 async def test_stop_order_is_the_reverse_of_reaching_running() -> None:
