@@ -1,0 +1,292 @@
+"""An isolated plugin served by a kernel node in a real ``dora run`` dataflow.
+
+The node serves ``fragile`` with ``isolation = "process"`` (the configuration
+docs/dora.md shows) beside the sample calculator, inline. Both are real
+wheels installed by pip into a folder on the nodes' ``PYTHONPATH``. The test
+follows the dataflow's output: the sender says what it heard, the plugin's
+worker says when the host has it running again, and the test paces the
+sender through a fifo; nothing waits on a clock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Final
+
+import pytest
+
+pytest.importorskip("dora.testing", reason="dora-rs 1.x (Python 3.11 and newer) is not installed")
+
+from _wheels import build_wheel
+
+from _isolated import running
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sys.platform != "linux", reason="workers need pidfds; reads /proc"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The configuration and the dataflow docs/dora.md shows.
+DATAFLOW = ROOT / "docs" / "dataflow"
+CALCULATOR = ROOT / "sample_plugins" / "calculator" / "src"
+BIN = Path(sys.executable).parent
+#: Only how long a broken run may hang before it fails; no assertion depends on it.
+PATIENCE: Final = 300
+
+#: The isolated plugin: its worker crashes on ``crash``, leaves a child in its process group
+#: on ``child``, and says on stdout when the host has it running (it hears the host's events).
+FRAGILE = """\
+import os
+import subprocess
+
+from mofa_kernel import AgentPlugin, PluginMetadata, PluginState, PluginType, hookimpl
+
+
+class Fragile(AgentPlugin):
+    metadata = PluginMetadata("fragile", "Fragile", PluginType.TOOL)
+
+    def __init__(self):
+        self.children = []
+
+    @hookimpl
+    def on_plugin_event(self, event):
+        if getattr(event, "plugin_id", None) == "fragile" and getattr(
+            event, "new_state", None
+        ) == PluginState.RUNNING:
+            print("fragile running in worker", os.getpid(), flush=True)
+
+    async def execute(self, input):
+        if input == "pid":
+            return str(os.getpid())
+        if input == "child":
+            self.children.append(subprocess.Popen(["sleep", "3600"]))
+            return str(self.children[-1].pid)
+        if input == "crash":
+            os._exit(3)
+        return "fragile: " + input
+"""
+
+#: Asks the kernel node one request at a time and prints each reply; before its last two
+#: requests it waits until the test writes to the fifo ``go``.
+ASKER = """\
+import pyarrow as pa
+from dora import Node
+
+node = Node()
+sent = 0
+
+
+def ask(output, text):
+    global sent
+    sent += 1
+    node.send_output(output, pa.array([text]), {"request_id": sent})
+    while True:
+        event = node.next()
+        if event is None or event["type"] == "STOP":
+            raise SystemExit(f"the dataflow stopped before request {sent} was answered")
+        if event["type"] == "INPUT" and event["metadata"].get("request_id") == sent:
+            reply = event["value"][0].as_py()
+            print("asker heard", event["id"], sent, reply, flush=True)
+            return
+
+
+ask("fragile", "pid")
+ask("fragile", "child")
+ask("fragile", "crash")
+ask("calculator", "6 * 7")
+with open("go") as go:  # a fifo: the test writes once the plugin runs again
+    go.read()
+ask("fragile", "pid")
+ask("fragile", "child")
+print("asker done", flush=True)
+for event in node:  # until the kernel node has gone and the inputs close
+    pass
+"""
+
+# The kernel node under its own pid, written down first so that the test can signal it.
+KERNEL = """\
+import os
+import pathlib
+import sys
+
+pathlib.Path("kernel.pid").write_text(str(os.getpid()))
+os.execvp("mofa-kernel", ["mofa-kernel", *sys.argv[1:]])
+"""
+
+
+def _dora() -> Path:
+    found = BIN / "dora"
+    if found.exists():
+        return found
+    which = shutil.which("dora")
+    if which is None:
+        pytest.skip("the dora command (dora-rs-cli) is not installed")
+    return Path(which)
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {
+        path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(root.rglob("*.py"))
+    }
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``fragile`` and the sample calculator, each a wheel, installed by pip into a folder."""
+    base = tmp_path_factory.mktemp("dora-isolation")
+    wheels = [
+        build_wheel(
+            base / "wheels",
+            name="mkt-fragile",
+            files={"mkt_fragile.py": FRAGILE},
+            plugins={"fragile": "mkt_fragile:Fragile"},
+        ),
+        build_wheel(
+            base / "wheels",
+            name="mofa-sample-calculator",
+            version="0.1.0",
+            files=_files(CALCULATOR),
+            plugins={"calculator": "mofa_sample_calculator:CalculatorPlugin"},
+        ),
+    ]
+    target = base / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--no-index", "--target", str(target), *map(str, wheels)],
+        check=True,
+    )  # fmt: skip
+    return target
+
+
+class Run:
+    """One ``dora run`` of the isolation dataflow, read line by line as it goes."""
+
+    def __init__(self, folder: Path, site: Path) -> None:
+        self.folder = folder
+        #: Every process this run starts carries it: what is left of the run can be found.
+        self.marker = f"MKT_DORA_ISOLATION={folder}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MOFA_", "DORA_"))}
+        env["PYTHONPATH"] = str(site)
+        env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
+        env["MOFA_CACHE_DIR"] = str(folder / "cache")
+        name, value = self.marker.split("=", 1)
+        env[name] = value
+        self.process = subprocess.Popen(
+            [str(_dora()), "run", "isolated.yml"],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.seen: list[str] = []
+
+    def until(self, pattern: str) -> re.Match[str]:
+        """Read the run's output up to the first line that matches ``pattern``."""
+        stream: IO[str] | None = self.process.stdout
+        assert stream is not None
+        for line in stream:
+            self.seen.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+        pytest.fail(f"never saw {pattern!r}:\n" + self.tail())
+
+    def finish(self) -> int:
+        assert self.process.stdout is not None
+        self.seen.append(self.process.stdout.read())
+        return self.process.wait(timeout=PATIENCE)
+
+    def tail(self) -> str:
+        """The end of the output, without Rust backtraces."""
+        keep = [line for line in "".join(self.seen).splitlines() if not line.lstrip()[:1].isdigit()]
+        return "\n".join(keep[-40:])
+
+    def left_behind(self) -> list[str]:
+        """The processes this run started that are still there (zombies have ended)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            if self.marker.encode() in environ and stat.rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(f"{entry.name}: {cmdline}")
+        return found
+
+
+def _write_fifo(path: Path) -> None:
+    """Write to a fifo, waiting (a bounded while, as a failure guard) until its reader opens it."""
+    writer = threading.Thread(target=path.write_text, args=("go",), daemon=True)
+    writer.start()
+    writer.join(timeout=PATIENCE)
+    assert not writer.is_alive(), f"nobody opened {path.name}"
+
+
+@pytest.fixture
+def run(site: Path, tmp_path: Path) -> Iterator[Run]:
+    shutil.copy(DATAFLOW / "isolated.yml", tmp_path / "isolated.yml")
+    shutil.copy(DATAFLOW / "isolated.toml", tmp_path / "isolated.toml")
+    (tmp_path / "asker.py").write_text(ASKER, encoding="utf-8")
+    (tmp_path / "kernel.py").write_text(KERNEL, encoding="utf-8")
+    os.mkfifo(tmp_path / "go")
+    running = Run(tmp_path, site)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()
+        assert running.process.stdout is not None
+        running.process.stdout.close()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "dora-stop"])
+def test_an_isolated_plugin_crashes_restarts_and_leaves_nothing_behind(run: Run, how: str) -> None:
+    # The dataflow of the docs runs the node as mofa-kernel; here kernel.py notes its pid first.
+    yml = (run.folder / "isolated.yml").read_text(encoding="utf-8")
+    assert "    path: mofa-kernel\n" in yml
+    (run.folder / "isolated.yml").write_text(
+        yml.replace("    path: mofa-kernel\n", "    path: kernel.py\n"), encoding="utf-8"
+    )
+    first = int(run.until(r"asker heard reply 1 (\d+)")[1])
+    child = int(run.until(r"asker heard reply 2 (\d+)")[1])
+    # The worker dies mid-call: that input is answered on error, naming how it ended.
+    failure = run.until(r"asker heard failure 3 (.*)")[1]
+    assert '"plugin_id": "fragile"' in failure
+    assert "worker exited with code 3" in failure
+    # The node serves its other plugin meanwhile.
+    run.until(r"asker heard reply 4 42")
+    # The policy restarts it in a new worker; the old one's process group is gone.
+    again = int(run.until(r"fragile running in worker (\d+)")[1])
+    assert again != first
+    assert not running(first)
+    assert not running(child)
+    _write_fifo(run.folder / "go")
+    assert int(run.until(r"asker heard reply 5 (\d+)")[1]) == again
+    second_child = int(run.until(r"asker heard reply 6 (\d+)")[1])
+    assert running(again)
+    assert running(second_child)
+    run.until("asker done")
+    if how == "SIGTERM":
+        os.kill(int((run.folder / "kernel.pid").read_text()), signal.SIGTERM)
+    else:  # ctrl-c: dora stops the dataflow, and the node gets STOP
+        run.process.send_signal(signal.SIGINT)
+    code = run.finish()
+    assert code == 0, run.tail()
+    assert "kernel finished successfully" in "".join(run.seen), run.tail()
+    assert run.left_behind() == []
