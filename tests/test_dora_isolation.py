@@ -4,7 +4,7 @@ No dora daemon: the node is the test double of tests/test_dora.py, fed by the
 test. The plugin is a real distribution (a dist-info folder on ``sys.path``)
 run in a real worker process, so the loop made by ``new_event_loop`` carries
 the worker's pipes, the pidfd that tells its end, and its process group's
-end. The real ``dora run`` is in tests/integration/test_dora_isolation.py.
+end. The real ``dora run`` is in tests/integration/test_dora_isolated_dataflow.py.
 """
 
 from __future__ import annotations
