@@ -146,6 +146,7 @@ def _files(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``fragile`` and the sample calculator, each a wheel, installed by pip into a folder."""
+    _dora()  # without the dora command there is nothing to install for
     base = tmp_path_factory.mktemp("dora-isolation")
     wheels = [
         build_wheel(
