@@ -139,6 +139,8 @@ class WorkerProcess:
     def awaiting_io(self) -> bool:
         """Whether an answer of the worker is due: a call's, its plugin's metadata, or its end
         once it is being ended (see ``mofa_kernel._awaited_io``)."""
+        if self.pid is None:  # not started, or its start failed
+            return False
         if self._pending or (self._meta is not None and not self._meta.done()):
             return True
         return (self._closing or self._ending is not None) and not self.ended.is_set()
