@@ -9,7 +9,9 @@
   run in paired rounds (a chunk of calls of each, back to back, the order
   alternating), and the ratio is the median of the rounds' own ratios: on a
   shared machine a pipe hop costs anywhere from 20 to 70 us from one minute
-  to the next, and only a ratio taken within one round compares like with like;
+  to the next, and only a ratio taken within one round compares like with like.
+  The host's CPU time per round trip is printed beside: the host polls for a
+  quick answer rather than sleeping, which is what makes the hop cheap;
 - a worker crash until the plugin is RUNNING again (restart by the supervisor),
   median; goal at most 250 ms. The crashes come once the spare worker is ready
   (a plugin that ran a while); crashes back to back, which find the spare
@@ -222,26 +224,28 @@ async def _measure(params: dict[str, Any]) -> dict[str, Any]:
         child = context.Process(target=_echo, args=(theirs,), daemon=True)
         child.start()
         manager, proxy = await _isolated(folder)
-        placements: dict[str, tuple[list[float], list[float], list[float]]] = {}
+        placements: dict[str, dict[str, list[float]]] = {}
         try:
             pipe_round_trips(ours, calls)  # warm-up of both
             await isolated_round_trips(manager, calls)
             for placement, cpus in _placements():
                 _place(cpus, child.pid, proxy.worker_pid)
-                pipe, isolated, ratios = placements[placement] = [], [], []
+                rounds_of = placements[placement] = {
+                    "pipe": [], "isolated": [], "ratios": [], "pipe_cpu": [], "isolated_cpu": []
+                }  # fmt: skip
                 for index in range(rounds):
                     # One round is a chunk of each, back to back, in alternating order: a busy
                     # moment of the machine hits both sides of a round alike, and the round's
                     # own ratio is what the goal is judged by (the median over the rounds).
-                    if index % 2:
-                        trip = await isolated_round_trips(manager, calls)
-                        floor = pipe_round_trips(ours, calls)
-                    else:
-                        floor = pipe_round_trips(ours, calls)
-                        trip = await isolated_round_trips(manager, calls)
-                    pipe.append(floor)
-                    isolated.append(trip)
-                    ratios.append(trip / floor)
+                    for side in ("isolated", "pipe") if index % 2 else ("pipe", "isolated"):
+                        cpu = time.process_time()
+                        if side == "pipe":
+                            took = pipe_round_trips(ours, calls)
+                        else:
+                            took = await isolated_round_trips(manager, calls)
+                        rounds_of[f"{side}_cpu"].append((time.process_time() - cpu) / calls)
+                        rounds_of[side].append(took)
+                    rounds_of["ratios"].append(rounds_of["isolated"][-1] / rounds_of["pipe"][-1])
         finally:
             _place(None, child.pid, proxy.worker_pid)
             ours.send(None)
@@ -252,17 +256,19 @@ async def _measure(params: dict[str, Any]) -> dict[str, Any]:
         memory = await _memory(folder, params["plugins"])
         startup = await _startup_ms(params["crashes"])
     judged = "cross-CPU" if "cross-CPU" in placements else next(iter(placements))
-    pipe, isolated, ratios = placements[judged]
-    pipe_us, isolated_us = statistics.median(pipe) * 1e6, statistics.median(isolated) * 1e6
+    chosen = placements[judged]
+    ratios = chosen["ratios"]
     others = {
-        name: statistics.median(their_ratios)
-        for name, (_, _, their_ratios) in placements.items()
+        name: statistics.median(theirs["ratios"])
+        for name, theirs in placements.items()
         if name != judged
     }
     restart_ms = statistics.median(restarts)
     return {
-        "pipe_us": pipe_us,
-        "isolated_us": isolated_us,
+        "pipe_us": statistics.median(chosen["pipe"]) * 1e6,
+        "isolated_us": statistics.median(chosen["isolated"]) * 1e6,
+        "pipe_host_cpu_us": statistics.median(chosen["pipe_cpu"]) * 1e6,
+        "isolated_host_cpu_us": statistics.median(chosen["isolated_cpu"]) * 1e6,
         "ratio": statistics.median(ratios),
         "ratio_low": min(ratios),
         "ratio_high": max(ratios),
@@ -301,6 +307,10 @@ def main() -> int:
         f"of {figures['rounds']} paired rounds, which ranged {figures['ratio_low']:.2f}x to "
         f"{figures['ratio_high']:.2f}x)"
         + "".join(f"; {name}: {ratio:.2f}x" for name, ratio in figures["other_placements"].items())
+    )
+    print(
+        f"host CPU per round trip: isolated {figures['isolated_host_cpu_us']:.1f} us (it polls "
+        f"for a quick answer), bare multiprocessing.Pipe {figures['pipe_host_cpu_us']:.1f} us"
     )
     print(
         f"crash until RUNNING again: median {figures['restart_median_ms']:.1f} ms "

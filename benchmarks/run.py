@@ -513,6 +513,16 @@ def measure_isolation(bench: Bench, run: Run) -> None:
     run.figures += [
         ("bare `multiprocessing.Pipe` ping-pong", _us(pipe * 1000), "anchor"),
         ("isolated plugin, `manager.execute` round trip", _us(ours * 1000), "goal 7"),
+        (
+            "host CPU per round trip, bare `multiprocessing.Pipe`",
+            _us(figures["pipe_host_cpu_us"] * 1000),
+            "anchor",
+        ),
+        (
+            "host CPU per round trip, isolated plugin (polls for the answer)",
+            _us(figures["isolated_host_cpu_us"] * 1000),
+            "",
+        ),
         ("isolated plugin, crash until RUNNING again", _ms(median), "goal 7b"),
         ("isolated plugin, worker start-up, cold", _ms(figures["start_cold_ms"]), ""),
         ("isolated plugin, worker start-up, from the spare", _ms(figures["start_spare_ms"]), ""),

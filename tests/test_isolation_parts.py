@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from mofa_kernel import PluginConfigError
 from mofa_kernel._config import KernelSettings, PluginSection, load_settings
 from mofa_kernel._isolation import RestartPolicy, WorkerExit
 from mofa_kernel._isolation._frames import MAX_FRAME, FrameDecoder, FrameError, encode
+from mofa_kernel._isolation._host import _poll
 from mofa_kernel._isolation._setup import restart_policy
 
 json_values = st.recursive(
@@ -52,6 +57,34 @@ def test_a_frame_is_its_length_then_its_json() -> None:
 def test_a_broken_frame_is_refused(stream: bytes, problem: str) -> None:
     with pytest.raises(FrameError, match=problem):
         FrameDecoder().feed(stream)
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    """A pipe whose read end is non-blocking, as the host's end of the wire is."""
+    reads, writes = os.pipe()
+    os.set_blocking(reads, False)
+    yield reads, writes
+    for fd in (reads, writes):
+        with contextlib.suppress(OSError):  # a test closed it already
+            os.close(fd)
+
+
+def test_the_hosts_poll_reads_what_the_pipe_has(pipe: tuple[int, int]) -> None:
+    reads, writes = pipe
+    assert _poll(reads, 0.0) is None
+    os.write(writes, b"answer")
+    assert _poll(reads, 0.0) == b"answer"
+    os.close(writes)
+    assert _poll(reads, 0.0) == b""  # the worker's end closed: end of file, not "nothing yet"
+
+
+def test_the_hosts_poll_looks_until_the_answer_comes(pipe: tuple[int, int]) -> None:
+    reads, writes = pipe
+    writer = threading.Thread(target=os.write, args=(writes, b"late"))
+    writer.start()
+    assert _poll(reads, 60.0) == b"late"  # 60 s: only a guard, the answer ends the wait
+    writer.join()
 
 
 @pytest.mark.parametrize(
