@@ -28,7 +28,9 @@ import pytest
 
 pytest.importorskip("dora.testing", reason="dora-rs 1.x (Python 3.11 and newer) is not installed")
 
+import tomllib  # Python 3.11 and newer, as dora-rs is
 from _wheels import build_wheel
+from test_dora_dataflow import same_as
 
 from _isolated import running
 
@@ -41,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The configuration and the dataflow docs/dora.md shows.
 DATAFLOW = ROOT / "docs" / "dataflow"
 CALCULATOR = ROOT / "sample_plugins" / "calculator" / "src"
+#: The distribution of the isolation page's fragile plugin (docs/isolation.md).
+FRAGILE_TOOLS = ROOT / "docs" / "examples" / "isolation"
 BIN = Path(sys.executable).parent
 #: Only how long a broken run may hang before it fails; no assertion depends on it.
 PATIENCE: Final = 300
@@ -80,7 +84,7 @@ class Fragile(AgentPlugin):
 
 #: Asks the kernel node one request at a time and prints each reply; before its last two
 #: requests it waits until the test writes to the fifo ``go``.
-ASKER = """\
+PROBER = """\
 import pyarrow as pa
 from dora import Node
 
@@ -98,7 +102,7 @@ def ask(output, text):
             raise SystemExit(f"the dataflow stopped before request {sent} was answered")
         if event["type"] == "INPUT" and event["metadata"].get("request_id") == sent:
             reply = event["value"][0].as_py()
-            print("asker heard", event["id"], sent, reply, flush=True)
+            print("prober heard", event["id"], sent, reply, flush=True)
             return
 
 
@@ -110,7 +114,7 @@ with open("go") as go:  # a fifo: the test writes once the plugin runs again
     go.read()
 ask("fragile", "pid")
 ask("fragile", "child")
-print("asker done", flush=True)
+print("prober done", flush=True)
 for event in node:  # until the kernel node has gone and the inputs close
     pass
 """
@@ -143,33 +147,54 @@ def _files(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``fragile`` and the sample calculator, each a wheel, installed by pip into a folder."""
-    _dora()  # without the dora command there is nothing to install for
-    base = tmp_path_factory.mktemp("dora-isolation")
-    wheels = [
-        build_wheel(
-            base / "wheels",
-            name="mkt-fragile",
-            files={"mkt_fragile.py": FRAGILE},
-            plugins={"fragile": "mkt_fragile:Fragile"},
-        ),
-        build_wheel(
-            base / "wheels",
-            name="mofa-sample-calculator",
-            version="0.1.0",
-            files=_files(CALCULATOR),
-            plugins={"calculator": "mofa_sample_calculator:CalculatorPlugin"},
-        ),
-    ]
-    target = base / "site"
+def _install(target: Path, *wheels: Path) -> Path:
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--no-deps", "--no-index", "--target", str(target), *map(str, wheels)],
         check=True,
     )  # fmt: skip
     return target
+
+
+@pytest.fixture(scope="module")
+def calculator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample calculator's wheel."""
+    _dora()  # without the dora command there is nothing to build for
+    return build_wheel(
+        tmp_path_factory.mktemp("calculator"),
+        name="mofa-sample-calculator",
+        version="0.1.0",
+        files=_files(CALCULATOR),
+        plugins={"calculator": "mofa_sample_calculator:CalculatorPlugin"},
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, calculator: Path) -> Path:
+    """This module's ``fragile`` and the sample calculator, installed by pip into a folder."""
+    base = tmp_path_factory.mktemp("dora-isolation")
+    fragile = build_wheel(
+        base / "wheels",
+        name="mkt-fragile",
+        files={"mkt_fragile.py": FRAGILE},
+        plugins={"fragile": "mkt_fragile:Fragile"},
+    )
+    return _install(base / "site", fragile, calculator)
+
+
+@pytest.fixture(scope="module")
+def docs_site(tmp_path_factory: pytest.TempPathFactory, calculator: Path) -> Path:
+    """The isolation page's ``fragile`` (its distribution, fragile-tools) and the calculator."""
+    base = tmp_path_factory.mktemp("dora-isolation-docs")
+    project = tomllib.loads((FRAGILE_TOOLS / "pyproject.toml").read_text(encoding="utf-8"))
+    fragile = build_wheel(
+        base / "wheels",
+        name=project["project"]["name"],
+        version=project["project"]["version"],
+        files={"fragile.py": (FRAGILE_TOOLS / "fragile.py").read_text(encoding="utf-8")},
+        plugins=project["project"]["entry-points"]["mofa.plugins"],
+    )
+    return _install(base / "site", fragile, calculator)
 
 
 class Run:
@@ -256,65 +281,89 @@ def _write_fifo(path: Path) -> None:
     assert not writer.is_alive(), f"nobody opened {path.name}"
 
 
-@pytest.fixture
-def run(site: Path, tmp_path: Path) -> Iterator[Run]:
-    shutil.copy(DATAFLOW / "isolated.yml", tmp_path / "isolated.yml")
-    shutil.copy(DATAFLOW / "isolated.toml", tmp_path / "isolated.toml")
-    (tmp_path / "asker.py").write_text(ASKER, encoding="utf-8")
-    (tmp_path / "kernel.py").write_text(KERNEL, encoding="utf-8")
-    os.mkfifo(tmp_path / "go")
-    dataflow = Run(tmp_path, site)
+@contextlib.contextmanager
+def dataflow(folder: Path, site: Path) -> Iterator[Run]:
+    """``dora run isolated.yml`` in ``folder``, with the plugins of ``site``; whatever happens,
+    nothing of it is left running afterwards."""
+    run = Run(folder, site)
     try:
-        yield dataflow
+        yield run
     finally:
-        dataflow.guard.cancel()
-        if dataflow.process.poll() is None:
-            dataflow.process.kill()
-            dataflow.process.wait()
-        assert dataflow.process.stdout is not None
-        dataflow.process.stdout.close()
-        for pid in dataflow.left_behind():  # after a failure: nothing of it outlives the test
+        run.guard.cancel()
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+        assert run.process.stdout is not None
+        run.process.stdout.close()
+        for pid in run.left_behind():  # after a failure: nothing of it outlives the test
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "ctrl-c"])
-def test_an_isolated_plugin_crashes_restarts_and_leaves_nothing_behind(run: Run, how: str) -> None:
-    # The dataflow of the docs runs the node as mofa-kernel; here kernel.py notes its pid first.
-    yml = (run.folder / "isolated.yml").read_text(encoding="utf-8")
-    assert "    path: mofa-kernel\n" in yml
-    (run.folder / "isolated.yml").write_text(
-        yml.replace("    path: mofa-kernel\n", "    path: kernel.py\n"), encoding="utf-8"
-    )
-    first = int(run.until(r"asker heard reply 1 (\d+)")[1])
-    child = int(run.until(r"asker heard reply 2 (\d+)")[1])
-    # The worker dies mid-call: that input is answered on error, naming how it ended.
-    failure = run.until(r"asker heard failure 3 (.*)")[1]
-    assert json.loads(failure) == {  # as docs/dora.md shows it
-        "plugin_id": "fragile",
-        "input_id": "fragile",
-        "error": "plugin 'fragile': worker exited with code 3",
-    }
-    # The node serves its other plugin meanwhile.
-    run.until(r"asker heard reply 4 42")
-    # The policy restarts it in a new worker; the old one's process group is gone.
-    again = int(run.until(r"fragile running in worker (\d+)", unless=str(first))[1])
-    assert not running(first)
-    assert not running(child)
-    _write_fifo(run.folder / "go")
-    assert int(run.until(r"asker heard reply 5 (\d+)")[1]) == again
-    second_child = int(run.until(r"asker heard reply 6 (\d+)")[1])
-    assert running(again)
-    assert running(second_child)
-    run.until("asker done")
-    if how == "SIGTERM":
-        os.kill(int((run.folder / "kernel.pid").read_text()), signal.SIGTERM)
-    else:  # ctrl-c on dora run: dora stops the dataflow, and the node gets STOP
-        run.process.send_signal(signal.SIGINT)
-    code = run.finish()
+def _copy_example(folder: Path) -> str:
+    """Copy the example's files into ``folder``; the dataflow's text."""
+    for name in ("isolated.yml", "isolated.toml", "asker.py"):
+        shutil.copy(DATAFLOW / name, folder / name)
+    return (folder / "isolated.yml").read_text(encoding="utf-8")
+
+
+def test_the_example_of_the_docs_runs_as_shown(docs_site: Path, tmp_path: Path) -> None:
+    _copy_example(tmp_path)
+    with dataflow(tmp_path, docs_site) as run:
+        code = run.finish()
     assert code == 0, run.tail()
-    assert "kernel finished successfully" in "".join(run.seen), run.tail()
-    # The node ended its worker's process group, and its spare worker, before it exited.
-    assert not running(again)
-    assert not running(second_child)
+    same_as(tmp_path / "isolated-transcript.txt", DATAFLOW / "isolated.out")
     assert run.left_behind() == {}
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "ctrl-c"])
+def test_an_isolated_plugin_crashes_restarts_and_leaves_nothing_behind(
+    site: Path, tmp_path: Path, how: str
+) -> None:
+    # The example's dataflow, with a sender the test paces, and the node under kernel.py,
+    # which notes its pid first.
+    yml = _copy_example(tmp_path)
+    replaced = {
+        "    path: mofa-kernel\n": "    path: kernel.py\n",
+        "path: asker.py": "path: prober.py",
+    }
+    for old, new in replaced.items():
+        assert old in yml
+        yml = yml.replace(old, new)
+    (tmp_path / "isolated.yml").write_text(yml, encoding="utf-8")
+    (tmp_path / "prober.py").write_text(PROBER, encoding="utf-8")
+    (tmp_path / "kernel.py").write_text(KERNEL, encoding="utf-8")
+    os.mkfifo(tmp_path / "go")
+    with dataflow(tmp_path, site) as run:
+        first = int(run.until(r"prober heard reply 1 (\d+)")[1])
+        child = int(run.until(r"prober heard reply 2 (\d+)")[1])
+        # The worker dies mid-call: that input is answered on error, naming how it ended.
+        failure = run.until(r"prober heard failure 3 (.*)")[1]
+        assert json.loads(failure) == {  # as docs/dora.md shows it
+            "plugin_id": "fragile",
+            "input_id": "fragile",
+            "error": "plugin 'fragile': worker exited with code 3",
+        }
+        # The node serves its other plugin meanwhile.
+        run.until(r"prober heard reply 4 42")
+        # The policy restarts it in a new worker; the old one's process group is gone.
+        again = int(run.until(r"fragile running in worker (\d+)", unless=str(first))[1])
+        assert not running(first)
+        assert not running(child)
+        _write_fifo(tmp_path / "go")
+        assert int(run.until(r"prober heard reply 5 (\d+)")[1]) == again
+        second_child = int(run.until(r"prober heard reply 6 (\d+)")[1])
+        assert running(again)
+        assert running(second_child)
+        run.until("prober done")
+        if how == "SIGTERM":
+            os.kill(int((tmp_path / "kernel.pid").read_text()), signal.SIGTERM)
+        else:  # ctrl-c on dora run: dora stops the dataflow, and the node gets STOP
+            run.process.send_signal(signal.SIGINT)
+        code = run.finish()
+        assert code == 0, run.tail()
+        assert "kernel finished successfully" in "".join(run.seen), run.tail()
+        # The node ended its worker's process group, and its spare worker, before it exited.
+        assert not running(again)
+        assert not running(second_child)
+        assert run.left_behind() == {}
