@@ -330,7 +330,8 @@ class _Spares:
             self._drop(spare)
 
     async def close(self) -> None:
-        """End the spare, if any, and wait until it is gone, with the spares being reaped.
+        """End the spare, if any, and wait until it is gone, and until the spares dropped
+        before it have been reaped.
 
         For a host about to exit: a spare left alone would leave only once
         it reads the end of its pipe, a moment after the host has gone.
