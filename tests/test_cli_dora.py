@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,32 @@ def test_usage_errors_exit_2(
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert complaint in err
+
+
+@needs_dora
+@pytest.mark.skipif(sys.platform != "linux", reason="workers need pidfds; reads /proc")
+@pytest.mark.usefixtures("site")
+def test_an_isolated_plugins_node_leaves_no_worker_behind_not_even_the_spare(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from _isolated import running
+    from mofa_kernel._isolation import _spawn
+
+    for name in [name for name in os.environ if name.startswith("DORA_")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "mofa.toml").write_text('[plugins.good]\nisolation = "process"\n', "utf-8")
+    started: list[int] = []
+
+    def launch(spec: _spawn.WorkerSpec) -> _spawn.Launched:
+        launched = real_launch(spec)
+        started.append(launched.pid)
+        return launched
+
+    real_launch = _spawn.launch
+    monkeypatch.setattr(_spawn, "launch", launch)
+    # The plugin starts in a worker, then the node cannot join (no dataflow) and exits.
+    code, _, err = run(capsys, "dora-node", "--plugin", "good")
+    assert err.startswith("mofa-kernel: cannot join a dora dataflow: ")
+    assert code == 1
+    assert started  # a spare, at least, started beside the plugin's worker
+    assert [pid for pid in started if running(pid)] == []

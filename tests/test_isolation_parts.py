@@ -201,3 +201,29 @@ def test_wrong_isolation_settings_are_one_line_each(tmp_path: Path) -> None:
         "plugins.bad.max_restarts: expected an integer >= 0, got -1",
         "plugins.bad.restart_window: expected a number of seconds > 0, got 0",
     ]
+
+
+def test_a_loop_hears_of_awaited_io_from_its_living_waiters_only() -> None:
+    import asyncio
+    import gc
+
+    from mofa_kernel._awaited_io import expect_io, io_awaited
+
+    class Waiter:
+        awaiting_io = False
+
+    loop, other = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert not io_awaited(loop)  # nothing registered with it
+        waiter = Waiter()
+        expect_io(loop, waiter)
+        assert not io_awaited(loop)
+        waiter.awaiting_io = True
+        assert io_awaited(loop)
+        assert not io_awaited(other)  # each loop hears of its own waiters
+        del waiter
+        gc.collect()
+        assert not io_awaited(loop)  # a waiter that is gone awaits nothing
+    finally:
+        loop.close()
+        other.close()

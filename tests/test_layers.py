@@ -49,6 +49,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "_settings",
             "_toml_limits",
             "_slow_import",
+            "_awaited_io",
         ),
     ),
     (
@@ -69,7 +70,8 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("reload", ("_reload",)),
     ("manager", ("_manager",)),
     ("public names", ("",)),
-    # Built on the public names only, like any host: serving plugins as dora-rs nodes.
+    # Built on the public names, like any host (and _awaited_io, for its event loop's idle
+    # waits): serving plugins as dora-rs nodes.
     ("integrations", ("dora",)),
     (
         "command line and testing",

@@ -106,6 +106,17 @@ def _dora_node(args: argparse.Namespace, out: Output) -> int:
 
 
 async def _serve(args: argparse.Namespace, manager: PluginManager, out: Output) -> int:
+    from mofa_kernel._isolation._spawn import spares
+
+    try:
+        return await _serve_plugins(args, manager, out)
+    finally:
+        # The spare worker (see docs/isolation.md) goes before the node exits, so that
+        # a dataflow that has ended leaves no worker process behind, not even for a moment.
+        await spares.close()
+
+
+async def _serve_plugins(args: argparse.Namespace, manager: PluginManager, out: Output) -> int:
     import asyncio
     import signal
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
+from mofa_kernel._awaited_io import expect_io
 from mofa_kernel._errors import (
     PluginError,
     PluginExecutionError,
@@ -149,6 +150,17 @@ class WorkerProcess:
         self._reads = -1
         self._misses = 0
         self._skip_waits = 0
+        expect_io(self._loop, self)
+
+    @property
+    def awaiting_io(self) -> bool:
+        """Whether an answer of the worker is due: a call's, its plugin's metadata, or its end
+        once it is being ended (see ``mofa_kernel._awaited_io``)."""
+        if self.pid is None:  # not started, or its start failed
+            return False
+        if self._pending or (self._meta is not None and not self._meta.done()):
+            return True
+        return (self._closing or self._ending is not None) and not self.ended.is_set()
 
     @property
     def alive(self) -> bool:

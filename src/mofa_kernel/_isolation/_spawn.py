@@ -329,6 +329,23 @@ class _Spares:
         if spare is not None:
             self._drop(spare)
 
+    async def close(self) -> None:
+        """End the spare, if any, and wait until it is gone, and until the spares dropped
+        before it have been reaped.
+
+        For a host about to exit: a spare left alone would leave only once
+        it reads the end of its pipe, a moment after the host has gone.
+        """
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(spare.pid, signal.SIGKILL)  # nothing of a plugin runs in it yet
+            _discard(spare)
+            await wait(spare.pid)
+            await end_group(spare.pid)
+        if _reaping:
+            await asyncio.gather(*_reaping)
+
     @staticmethod
     def _drop(spare: Launched) -> None:
         _discard(spare)  # the spare reads end of file and leaves

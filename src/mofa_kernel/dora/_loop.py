@@ -10,9 +10,10 @@ the selector. The loop keeps running all the time: that wait lasts at most
 :data:`IDLE_SLICE` and never past the loop's next timer, and the selector is
 looked at before it. The price: while the node is idle, a file descriptor
 that becomes ready (a socket, a pipe, another thread's ``call_soon_threadsafe``,
-a signal) is noticed up to :data:`IDLE_SLICE` late; while calls are in flight
-the loop waits on its selector as usual and looks for new inputs every
-:data:`BUSY_SLICE`.
+a signal) is noticed up to :data:`IDLE_SLICE` late; while calls are in flight,
+or the kernel awaits an answer on a descriptor (an isolated plugin's worker:
+see ``mofa_kernel._awaited_io``), the loop waits on its selector as usual and
+looks for new inputs every :data:`BUSY_SLICE`.
 """
 
 from __future__ import annotations

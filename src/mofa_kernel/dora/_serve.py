@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, final
 import attrs
 
 from mofa_kernel import PluginError
+from mofa_kernel._awaited_io import io_awaited
 
 from ._loop import BUSY_SLICE, IDLE_SLICE, selector_of
 from ._wire import FORMATS, Format, Incoming, decode, encode, error_text, wrap
@@ -271,13 +272,16 @@ class NodeServer:
         """The loop's wait, ``selector.select(timeout)``, taking the node's inputs as well.
 
         The inputs already waiting are taken at once. With nothing to do (no
-        input, no call in flight) the wait is spent in ``node.next()``, after
-        a look at the selector, for at most :data:`IDLE_SLICE`; with calls in
-        flight it is spent in the selector, cut to :data:`BUSY_SLICE` so that
-        new inputs are taken meanwhile.
+        input, no call in flight, no answer the kernel awaits on a descriptor,
+        such as an isolated plugin's worker restarting) the wait is spent in
+        ``node.next()``, after a look at the selector, for at most
+        :data:`IDLE_SLICE`; otherwise it is spent in the selector, cut to
+        :data:`BUSY_SLICE` so that new inputs are taken meanwhile.
         """
         if self._stop_reading:
             return selector.select(timeout)
+        loop = self._loop
+        assert loop is not None
         try:
             try:
                 if self._take_ready() or timeout == 0:
@@ -285,7 +289,7 @@ class NodeServer:
                 room = self._room
                 if not room.acquire(blocking=False):
                     return selector.select(timeout)  # an answer frees room, and turns the loop
-                if self._running:
+                if self._running or io_awaited(loop):
                     room.release()
                     return selector.select(_capped(timeout, BUSY_SLICE))
                 ready = selector.select(0)
@@ -304,8 +308,7 @@ class NodeServer:
                 self._take_inbox()
         except Exception as exc:  # noqa: BLE001 - handed to run(), which raises it
             self._stop_reading = True
-            assert self._loop is not None
-            self._loop.call_soon(self._failed_with, exc)
+            loop.call_soon(self._failed_with, exc)
         return []
 
     def _take_ready(self) -> bool:
