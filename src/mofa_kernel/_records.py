@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from ._metadata import PluginConfig, PluginMetadata
-from ._types import PluginState
+from ._types import PLAIN_STATES, PluginState
 
 if TYPE_CHECKING:
     from ._source import PluginSource
@@ -66,16 +66,7 @@ class Outcome:
 #: The ``ok`` outcome of each state without a payload, shared: outcomes are frozen, and a
 #: ``*_all`` verb over thousands of plugins would otherwise make one each for the garbage
 #: collector to track.
-_OK: dict[str, Outcome] = {
-    state.variant: Outcome("ok", state)
-    for state in (
-        PluginState.UNLOADED,
-        PluginState.LOADING,
-        PluginState.LOADED,
-        PluginState.RUNNING,
-        PluginState.PAUSED,
-    )
-}
+_OK: dict[str, Outcome] = {state.variant: Outcome("ok", state) for state in PLAIN_STATES}
 
 
 def ok_outcome(state: PluginState) -> Outcome:

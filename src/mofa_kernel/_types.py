@@ -187,6 +187,11 @@ class PluginState:
 for _variant, _attr in _STATE_VARIANTS.items():
     setattr(PluginState, _attr, PluginState(_variant))
 
+#: The five states without a payload, in lifecycle order.
+PLAIN_STATES: Final[tuple[PluginState, ...]] = tuple(
+    getattr(PluginState, attr) for attr in _STATE_VARIANTS.values()
+)
+
 
 class PluginPriority(enum.IntEnum):
     """Start-order priority among plugins that are free to start together.

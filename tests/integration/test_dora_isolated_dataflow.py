@@ -30,7 +30,7 @@ pytest.importorskip("dora.testing", reason="dora-rs 1.x (Python 3.11 and newer) 
 
 import tomllib  # Python 3.11 and newer, as dora-rs is
 from _wheels import build_wheel
-from test_dora_dataflow import same_as
+from test_dora_dataflow import _dora, same_as
 
 from _isolated import running
 
@@ -128,16 +128,6 @@ import sys
 pathlib.Path("kernel.pid").write_text(str(os.getpid()))
 os.execvp("mofa-kernel", ["mofa-kernel", *sys.argv[1:]])
 """
-
-
-def _dora() -> Path:
-    found = BIN / "dora"
-    if found.exists():
-        return found
-    which = shutil.which("dora")
-    if which is None:
-        pytest.skip("the dora command (dora-rs-cli) is not installed")
-    return Path(which)
 
 
 def _files(root: Path) -> dict[str, str]:

@@ -27,7 +27,7 @@ from mofa_kernel._events import (
 )
 from mofa_kernel._metadata import JSONValue, PluginConfig, PluginMetadata
 from mofa_kernel._reload_config import HotReloadConfig, ReloadStrategy
-from mofa_kernel._types import PluginPriority, PluginState, PluginType
+from mofa_kernel._types import PLAIN_STATES, PluginPriority, PluginState, PluginType
 
 from ._errors import Invalid, error_lines
 from ._json import parse
@@ -77,16 +77,7 @@ _plugin_type = variant_hook(
 )
 _plugin_state = variant_hook(
     PluginState,
-    {
-        state.variant: state
-        for state in (
-            PluginState.UNLOADED,
-            PluginState.LOADING,
-            PluginState.LOADED,
-            PluginState.RUNNING,
-            PluginState.PAUSED,
-        )
-    },
+    {state.variant: state for state in PLAIN_STATES},
     {"Error": lambda value: PluginState.error(read_str(value))},
 )
 _plugin_priority = variant_hook(
